@@ -1,0 +1,104 @@
+//! `concord`: everything the tray app does, without a desktop. `concord daemon` runs the
+//! background scheduler in the foreground; the other commands inspect and operate it. Each
+//! prints for people by default and JSON with `--json`.
+
+mod daemon;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use concord_core::{Concord, Status, paths};
+
+#[derive(Debug, Parser)]
+#[command(name = "concord", version, about = "Keeps calendars, contacts and feeds in sync")]
+struct Cli {
+    /// Where the database lives [default: $XDG_DATA_HOME/concord]
+    #[arg(long, global = true, env = paths::DATA_DIR_ENV, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print JSON instead of text, for scripts
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the background scheduler in the foreground, logging to stderr, until Ctrl-C
+    Daemon,
+    /// Show what runs and what is configured
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("concord: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let data_dir = paths::data_dir(cli.data_dir).map_err(|e| e.to_string())?;
+    let concord = Concord::open(&data_dir).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Daemon => daemon::run(concord),
+        Command::Status => {
+            let status = concord.status().map_err(|e| e.to_string())?;
+            if cli.json {
+                print_json(&StatusReport::new(&concord, status))
+            } else {
+                print_status(&concord, &status);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `concord status --json`: the status plus where it was read from.
+#[derive(serde::Serialize)]
+struct StatusReport<'a> {
+    data_dir: &'a std::path::Path,
+    database: &'a std::path::Path,
+    #[serde(flatten)]
+    status: Status,
+}
+
+impl<'a> StatusReport<'a> {
+    fn new(concord: &'a Concord, status: Status) -> Self {
+        Self {
+            data_dir: concord.data_dir(),
+            database: concord.database_path(),
+            status,
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_status(concord: &Concord, s: &Status) {
+    println!("{}", s.line);
+    println!();
+    println!("  accounts   {}", s.accounts);
+    println!("  pairs      {}", s.pairs);
+    println!("  feeds      {}", s.feeds);
+    println!("  conflicts  {}", s.conflicts);
+    println!(
+        "  jobs       {} pending, {} running, {} failed",
+        s.jobs.pending, s.jobs.running, s.jobs.failed
+    );
+    let workers = match s.workers {
+        0 => "none (start `concord daemon` or the tray app)".to_owned(),
+        n => n.to_string(),
+    };
+    println!("  schedulers {workers}");
+    println!("  database   {}", concord.database_path().display());
+}

@@ -1,0 +1,104 @@
+//! The app's one piece of state: the opened [`Concord`] and the status last shown. Every change,
+//! whether it comes from a command, the tray menu or the 2 s poll, goes through [`Shell::publish`],
+//! which updates the tray and tells the window (`status-changed`) only when the status changed.
+
+use std::time::Duration;
+
+use concord_core::{Concord, CoreError, Status};
+use tauri::{AppHandle, Emitter, Manager, Wry};
+use tokio::sync::Mutex;
+
+use crate::tray::TrayMenu;
+
+/// The event the settings window listens to; its payload is the new [`Status`].
+pub const STATUS_CHANGED: &str = "status-changed";
+
+/// How often the background task reads the status: changes made by `concord daemon` or a
+/// `concord sync` in another process reach the tray within this time.
+pub const STATUS_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+pub struct Shell {
+    concord: Concord,
+    tray: TrayMenu,
+    /// What the tray and the window show now; `None` after a failed read, so the next good read
+    /// is published whatever it says. Held across a publish so updates never reorder.
+    shown: Mutex<Option<Status>>,
+}
+
+impl Shell {
+    pub fn new(concord: Concord, tray: TrayMenu, shown: Status) -> Self {
+        Self {
+            concord,
+            tray,
+            shown: Mutex::new(Some(shown)),
+        }
+    }
+
+    pub fn concord(&self) -> &Concord {
+        &self.concord
+    }
+
+    /// Runs a `concord-core` call off the async workers (it blocks on SQLite) and turns its
+    /// error into the sentence the window shows.
+    pub async fn core<T, F>(&self, call: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Concord) -> Result<T, CoreError> + Send + 'static,
+    {
+        let concord = self.concord.clone();
+        match tauri::async_runtime::spawn_blocking(move || call(&concord)).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(error) => Err(format!("Concord could not finish the request: {error}")),
+        }
+    }
+
+    /// Reads the status; if it differs from what is shown, updates the tray and emits
+    /// `status-changed`. Returns the status read.
+    pub async fn publish(&self, app: &AppHandle<Wry>) -> Result<Status, String> {
+        let mut shown = self.shown.lock().await;
+        let status = match self.core(|concord| concord.status()).await {
+            Ok(status) => status,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the status");
+                if shown.take().is_some() {
+                    self.tray.show_unreadable(app, &error);
+                }
+                return Err(error);
+            }
+        };
+        if shown.as_ref() != Some(&status) {
+            tracing::debug!(line = %status.line, "status changed");
+            self.tray.show(app, &status);
+            if let Err(error) = app.emit(STATUS_CHANGED, &status) {
+                tracing::warn!(%error, "cannot tell the window the status changed");
+            }
+            *shown = Some(status.clone());
+        }
+        Ok(status)
+    }
+
+    pub async fn set_paused(&self, app: &AppHandle<Wry>, paused: bool) -> Result<Status, String> {
+        self.core(move |concord| concord.set_paused(paused)).await?;
+        self.publish(app).await
+    }
+
+    /// Pause becomes Resume and back, from the tray menu.
+    pub async fn toggle_paused(&self, app: &AppHandle<Wry>) -> Result<Status, String> {
+        let paused = self.core(|concord| concord.paused()).await?;
+        self.set_paused(app, !paused).await
+    }
+
+    pub async fn sync_now(&self, app: &AppHandle<Wry>) -> Result<Status, String> {
+        self.core(|concord| concord.request_sync_now()).await?;
+        self.publish(app).await
+    }
+}
+
+/// Keeps the tray and the window in step with changes made outside this process.
+pub async fn poll_status(app: AppHandle<Wry>) {
+    loop {
+        tokio::time::sleep(STATUS_POLL_INTERVAL).await;
+        // A failed read is logged and shown by `publish`; the next tick tries again.
+        let _ = app.state::<Shell>().publish(&app).await;
+    }
+}

@@ -1,0 +1,5 @@
+//! The end-to-end harness, reused by every test in `tests/tests`: real CalDAV/CardDAV servers
+//! on loopback ports, and the desktop session the real app runs in.
+
+pub mod desktop;
+pub mod servers;
