@@ -121,7 +121,9 @@ describe('status strip', () => {
   });
 
   test('Sync now asks Rust and shows the status it returns', async () => {
-    const backend = fakeBackend({ sync_now: () => ({ ...IDLE, state: 'syncing', line: 'Syncing' }) });
+    const backend = fakeBackend({
+      sync_now: () => ({ ...IDLE, state: 'syncing', line: 'Syncing' }),
+    });
     const user = userEvent.setup();
     render(App);
     await showsLine('Idle');
@@ -225,7 +227,9 @@ describe('errors are shown, never swallowed', () => {
     await showsLine('Idle');
 
     await user.click(screen.getByRole('button', { name: 'Sync now' }));
-    expect(await screen.findByText('Could not start a sync: a sync is already running')).toBeVisible();
+    expect(
+      await screen.findByText('Could not start a sync: a sync is already running'),
+    ).toBeVisible();
 
     const pause = screen.getByRole('switch', { name: 'Pause syncing' });
     await user.click(pause);
@@ -235,7 +239,10 @@ describe('errors are shown, never swallowed', () => {
   });
 
   test('failures to read the settings are shown on Preferences', async () => {
-    fakeBackend({ autostart_enabled: fails('no session bus'), app_info: fails('no home directory') });
+    fakeBackend({
+      autostart_enabled: fails('no session bus'),
+      app_info: fails('no home directory'),
+    });
     openAt('preferences');
     expect(
       await screen.findByText('Could not read the autostart setting: no session bus'),
