@@ -194,7 +194,11 @@ impl CalDav {
     pub async fn calendar_home_sets(&self, principal: &str) -> Result<Vec<String>, DavError> {
         let what = "finding the calendar home set";
         let found = self
-            .bounded(what, principal, self.client.request(FindCalendarHomeSet::new(principal)))
+            .bounded(
+                what,
+                principal,
+                self.client.request(FindCalendarHomeSet::new(principal)),
+            )
             .await?;
         Ok(found
             .home_sets
@@ -207,7 +211,11 @@ impl CalDav {
     pub async fn calendars(&self, home_set: &str) -> Result<Vec<Calendar>, DavError> {
         let what = "listing calendars";
         let found = self
-            .bounded(what, home_set, self.client.request(FindCalendars::new(home_set)))
+            .bounded(
+                what,
+                home_set,
+                self.client.request(FindCalendars::new(home_set)),
+            )
             .await?;
         Ok(found.calendars.into_iter().map(calendar).collect())
     }

@@ -5,6 +5,7 @@
 //! through [`Concord`].
 
 pub mod dav;
+pub mod feeds;
 pub mod paths;
 pub mod secrets;
 pub mod status;

@@ -154,6 +154,7 @@ fn classify(account_id: &str, err: KeyringError) -> SecretError {
 
 #[cfg(test)]
 mod tests {
+    use keyring_core::api::CredentialStoreApi;
     use keyring_core::mock;
 
     use super::*;
@@ -174,9 +175,15 @@ mod tests {
     fn a_stored_password_reads_back_and_can_be_replaced() {
         let (secrets, _) = secrets();
         secrets.set_password("acct-1", "first").unwrap();
-        assert_eq!(secrets.password("acct-1").unwrap().as_deref(), Some("first"));
+        assert_eq!(
+            secrets.password("acct-1").unwrap().as_deref(),
+            Some("first")
+        );
         secrets.set_password("acct-1", "second").unwrap();
-        assert_eq!(secrets.password("acct-1").unwrap().as_deref(), Some("second"));
+        assert_eq!(
+            secrets.password("acct-1").unwrap().as_deref(),
+            Some("second")
+        );
     }
 
     #[test]
@@ -213,7 +220,10 @@ mod tests {
         let err = secrets.password("acct-1").unwrap_err();
         assert!(matches!(err, SecretError::Unavailable { .. }), "{err:?}");
         let message = err.to_string();
-        assert!(message.contains("is a keyring running and unlocked?"), "{message}");
+        assert!(
+            message.contains("is a keyring running and unlocked?"),
+            "{message}"
+        );
         assert!(message.contains("collection is locked"), "{message}");
     }
 
