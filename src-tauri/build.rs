@@ -12,8 +12,15 @@ const COMMANDS: &[&str] = &[
 ];
 
 fn main() {
+    // `generate_context!` embeds ui/dist and `include_image!` the tray icons when main.rs is
+    // compiled, but nothing tells cargo to compile it again when only they change: without
+    // these lines a rebuilt UI would never reach the app.
+    println!("cargo:rerun-if-changed=../ui/dist");
+    println!("cargo:rerun-if-changed=../icons");
     let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
-    if let Err(error) = tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest)) {
+    if let Err(error) =
+        tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
+    {
         // A build script reports by failing; the message names the bad file or setting.
         panic!("tauri build step failed: {error:#}");
     }

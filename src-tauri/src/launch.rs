@@ -3,7 +3,7 @@
 //! app is launched by others too: WebKitWebDriver adds `--automation`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The flag the autostart entry launches with.
 pub const HIDDEN_FLAG: &str = "--hidden";
@@ -45,11 +45,26 @@ impl Launch {
                 launch.data_dir = Some(PathBuf::from(path));
             }
         }
-        if launch.data_dir.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        if launch
+            .data_dir
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
             return Err(format!("{DATA_DIR_FLAG} needs a path\n\n{USAGE}"));
         }
         Ok(launch)
     }
+}
+
+/// What the login entry starts: in the tray (`--hidden`), on the data directory this launch
+/// was given with `--data-dir` (resolved to an absolute path), else on the default one.
+/// The XDG autostart entry does not quote its arguments: a path with spaces does not survive.
+pub fn autostart_args(explicit_data_dir: Option<&Path>) -> Vec<String> {
+    let mut args = vec![HIDDEN_FLAG.to_owned()];
+    if let Some(dir) = explicit_data_dir {
+        args.extend([DATA_DIR_FLAG.to_owned(), dir.display().to_string()]);
+    }
+    args
 }
 
 #[cfg(test)]
@@ -81,8 +96,18 @@ mod tests {
     fn a_missing_data_dir_is_refused_with_usage() {
         for args in [&["--data-dir"][..], &["--data-dir="][..]] {
             let error = parse(args).unwrap_err();
-            assert!(error.contains("needs a path") && error.contains("Usage"), "{error}");
+            assert!(
+                error.contains("needs a path") && error.contains("Usage"),
+                "{error}"
+            );
         }
+    }
+
+    #[test]
+    fn autostart_starts_hidden_on_the_data_dir_it_was_given() {
+        assert_eq!(autostart_args(None), [HIDDEN_FLAG]);
+        let args = autostart_args(Some(Path::new("/data/concord")));
+        assert_eq!(args, [HIDDEN_FLAG, "--data-dir", "/data/concord"]);
     }
 
     #[test]

@@ -15,22 +15,24 @@ mod shell;
 mod tray;
 mod window;
 
+use std::io::IsTerminal as _;
+use std::path::Path;
 use std::process::ExitCode;
 
 use concord_core::{Concord, paths};
 use tauri::{App, Manager, RunEvent};
-use tauri_plugin_autostart::MacosLauncher;
 
-use crate::launch::{HIDDEN_FLAG, Launch, USAGE};
+use crate::launch::{Launch, USAGE};
 use crate::shell::Shell;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
+            tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let launch = match Launch::parse(std::env::args_os().skip(1)) {
@@ -44,16 +46,27 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    // Resolved here (no I/O) so autostart gets the absolute path; opened in `setup`, after the
+    // single-instance check, so a second launch never touches the database.
+    let data_dir = match paths::data_dir(launch.data_dir.clone()) {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("concord-app: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let autostart_args = launch::autostart_args(launch.data_dir.is_some().then_some(&*data_dir));
 
     let app = tauri::Builder::default()
         // First, so a second launch hands over to the running app before anything else starts.
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             window::show_main(app);
         }))
-        .plugin(tauri_plugin_autostart::init(
-            MacosLauncher::LaunchAgent,
-            Some(vec![HIDDEN_FLAG]),
-        ))
+        .plugin(
+            tauri_plugin_autostart::Builder::new()
+                .args(autostart_args)
+                .build(),
+        )
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::set_paused,
@@ -63,7 +76,7 @@ fn main() -> ExitCode {
             commands::app_info,
         ])
         .on_window_event(window::hide_on_close)
-        .setup(move |app| setup(app, launch))
+        .setup(move |app| setup(app, &data_dir, launch.hidden))
         .build(tauri::generate_context!());
     let app = match app {
         Ok(app) => app,
@@ -86,18 +99,26 @@ fn main() -> ExitCode {
 }
 
 /// Opens the database the daemon uses, builds the tray, shows the window unless `--hidden`, and
-/// starts the status poll. An error here ends the app with the reason on stderr.
-fn setup(app: &mut App, launch: Launch) -> Result<(), Box<dyn std::error::Error>> {
-    let data_dir = paths::data_dir(launch.data_dir)?;
-    let concord = Concord::open(&data_dir)?;
+/// starts the scheduler and the status poll. An error here ends the app with the reason on
+/// stderr.
+fn setup(app: &mut App, data_dir: &Path, hidden: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let concord = Concord::open_as(data_dir, "app")?;
+    let scheduler = concord.clone();
     let status = concord.status()?;
     tracing::info!(data_dir = %data_dir.display(), line = %status.line, "Concord started");
 
     let tray = tray::build(app.handle(), &status)?;
     app.manage(Shell::new(concord, tray, status));
-    if !launch.hidden {
+    if !hidden {
         window::show_main(app.handle());
     }
+    // The scheduler runs for the app's lifetime. On Quit the process ends with it; a run it
+    // held is taken over by another process (or this app's next start) once its lease expires.
+    tauri::async_runtime::spawn(async move {
+        if let Err(error) = scheduler.run_scheduler(std::future::pending()).await {
+            tracing::error!(%error, "the scheduler stopped");
+        }
+    });
     tauri::async_runtime::spawn(shell::poll_status(app.handle().clone()));
     Ok(())
 }

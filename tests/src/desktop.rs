@@ -1,1 +1,769 @@
-//! The real app under test: launching it, its tray on D-Bus, and WebDriver.
+//! The real app under test: launched in a desktop session with a fresh data directory, seen the
+//! way a person's desktop sees it: its tray on the session bus (StatusNotifierItem + dbusmenu),
+//! its window on the X server, its pages through WebDriver (tauri-driver + WebKitWebDriver).
+//!
+//! Everything here needs the session `tests/desktop-session.sh` provides (Xvfb, a session bus);
+//! [`require_session`] fails a test with that hint when it is missing. Every process started
+//! here is killed when its guard drops, so a failing test leaves nothing running.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::sync::{Mutex, MutexGuard};
+use x11rb::connection::Connection as _;
+use x11rb::protocol::xproto::{
+    AtomEnum, ClientMessageEvent, ConnectionExt as _, EventMask, MapState, Window,
+};
+use x11rb::rust_connection::RustConnection;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+
+/// How long the app may take to put its tray on the bus or its window on screen. WebKitGTK
+/// under Xvfb on a busy 2-core machine takes a few seconds; this is far above that.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a change (a click, a close) may take to show.
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+const SESSION_HINT: &str = "the desktop tests need a desktop session: run them inside \
+     tests/desktop-session.sh (`make test` does), e.g. \
+     tests/desktop-session.sh cargo test -p concord-e2e --test desktop";
+
+/// The app's tray id (`TrayIconBuilder::with_id`), the window's title.
+pub const WINDOW_TITLE: &str = "Concord";
+/// The first line of the tray menu with an empty configuration.
+pub const EMPTY_STATUS_LINE: &str = "Idle: nothing configured yet";
+
+/// Fails the test, with the way to run it, outside the session `tests/desktop-session.sh`
+/// makes (it sets `CONCORD_E2E_SESSION=1`). A person's own desktop is not enough: a Concord
+/// running there would take the single-instance name, and the tests toggle autostart in HOME.
+pub fn require_session() {
+    if std::env::var_os("CONCORD_E2E_SESSION").is_none_or(|v| v != "1") {
+        panic!("CONCORD_E2E_SESSION is not 1: {SESSION_HINT}");
+    }
+    for variable in ["DISPLAY", "DBUS_SESSION_BUS_ADDRESS"] {
+        if std::env::var_os(variable).is_none_or(|v| v.is_empty()) {
+            panic!("{variable} is not set: {SESSION_HINT}");
+        }
+    }
+}
+
+/// The app is single-instance per session bus: tests that launch it take turns.
+pub async fn one_app_at_a_time() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::const_new(());
+    TURN.lock().await
+}
+
+/// The built app: `$CONCORD_APP`, else `target/debug/concord-app` of this workspace.
+pub fn app_binary() -> PathBuf {
+    let path = std::env::var_os("CONCORD_APP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/concord-app"));
+    if !path.is_file() {
+        panic!(
+            "the app is not built at {}: run `npm --prefix ui run build && cargo build -p \
+             concord-app` first, or set CONCORD_APP",
+            path.display()
+        );
+    }
+    path
+}
+
+fn target_dir() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace.join(dir),
+        None => workspace.join("target"),
+    }
+}
+
+/// A child process in its own process group, the whole group killed (and the child reaped) when
+/// dropped, whatever happened in between: tauri-driver's WebKitWebDriver and the app it starts,
+/// and the app's WebKit processes, go with it.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    name: &'static str,
+}
+
+impl Process {
+    pub fn spawn(name: &'static str, command: &mut Command) -> Self {
+        match command.process_group(0).spawn() {
+            Ok(child) => Self { child, name },
+            Err(error) => panic!("cannot start {name} ({command:?}): {error}"),
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the process has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        match self.child.try_wait() {
+            Ok(status) => status,
+            Err(error) => panic!("cannot check on {}: {error}", self.name),
+        }
+    }
+
+    /// Waits up to `timeout` for the process to end.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // The group outlives its leader if the leader exited first; `kill` reaches it anyway.
+        let group = format!("-{}", self.child.id());
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        if !killed.is_ok_and(|status| status.success()) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `concord-app` with its own fresh data directory; its stderr goes to a log file
+/// that [`RunningApp::fail`] shows.
+pub struct RunningApp {
+    pub process: Process,
+    data_dir: TempDir,
+}
+
+impl RunningApp {
+    /// Starts the app on a fresh, empty data directory, with `args` (e.g. `--hidden`).
+    pub fn start(args: &[&str]) -> Self {
+        require_session();
+        let data_dir = match tempfile::Builder::new().prefix("concord-app-").tempdir() {
+            Ok(dir) => dir,
+            Err(error) => panic!("cannot create a data directory: {error}"),
+        };
+        let process = launch(data_dir.path(), args, "concord-app");
+        Self { process, data_dir }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Launches the app a second time on the same data directory (its log goes to `second.log`).
+    pub fn launch_again(&self, args: &[&str]) -> Process {
+        launch(self.data_dir(), args, "a second concord-app")
+    }
+
+    /// What the app (and a second launch) wrote to stderr.
+    pub fn log(&self) -> String {
+        ["app.log", "second.log"]
+            .iter()
+            .filter_map(|name| {
+                let text = std::fs::read_to_string(self.data_dir().join(name)).ok()?;
+                Some(format!("--- {name} ---\n{text}"))
+            })
+            .collect()
+    }
+
+    /// Fails the test with `message` and the app's log.
+    pub fn fail(&self, message: impl std::fmt::Display) -> ! {
+        panic!("{message}\n{}", self.log())
+    }
+
+    /// Fails unless the app is still running.
+    pub fn assert_running(&mut self, when: &str) {
+        if let Some(status) = self.process.exited() {
+            self.fail(format!("the app exited {when} ({status})"));
+        }
+    }
+
+    /// The app's tray on the session bus, once it is there.
+    pub async fn tray(&mut self) -> Tray {
+        let pid = self.pid();
+        let what = "its StatusNotifierItem is on the session bus";
+        self.eventually(what, STARTUP_TIMEOUT, async || Tray::find(pid).await)
+            .await
+    }
+
+    /// The app's settings window on the X server, once GTK has created it.
+    pub async fn window(&mut self) -> AppWindow {
+        let pid = self.pid();
+        let what = format!("its window titled {WINDOW_TITLE:?} exists");
+        self.eventually(&what, STARTUP_TIMEOUT, async || AppWindow::find(pid))
+            .await
+    }
+
+    /// Polls `check` until it returns `Ok`, or fails the test with its last error and the log.
+    pub async fn eventually<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.assert_running(&format!("while waiting until {what}"));
+            let error = match check().await {
+                Ok(value) => return value,
+                Err(error) => error,
+            };
+            if Instant::now() >= deadline {
+                self.fail(format!("not {what} after {timeout:?}: {error}"));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+fn launch(data_dir: &Path, args: &[&str], name: &'static str) -> Process {
+    let log_name = if name == "concord-app" {
+        "app.log"
+    } else {
+        "second.log"
+    };
+    let log = match File::create(data_dir.join(log_name)) {
+        Ok(file) => file,
+        Err(error) => panic!(
+            "cannot create the app's log in {}: {error}",
+            data_dir.display()
+        ),
+    };
+    Process::spawn(
+        name,
+        Command::new(app_binary())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("CONCORD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+}
+
+/// One line of the tray menu as the desktop sees it (dbusmenu `GetLayout`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuEntry {
+    pub id: i32,
+    pub label: String,
+    pub enabled: bool,
+    pub visible: bool,
+    pub separator: bool,
+}
+
+/// The app's StatusNotifierItem and its dbusmenu, found by the app's process id.
+pub struct Tray {
+    connection: zbus::Connection,
+    bus_name: String,
+    item_path: String,
+    menu_path: OwnedObjectPath,
+}
+
+const ITEM_INTERFACE: &str = "org.kde.StatusNotifierItem";
+const MENU_INTERFACE: &str = "com.canonical.dbusmenu";
+const PROPERTIES_INTERFACE: &str = "org.freedesktop.DBus.Properties";
+/// Where libayatana-appindicator exports its items.
+const ITEMS_ROOT: &str = "/org/ayatana/NotificationItem";
+
+impl Tray {
+    /// Looks once: the bus connections owned by `pid`, then an item under [`ITEMS_ROOT`].
+    pub async fn find(pid: u32) -> Result<Self, String> {
+        let connection = zbus::Connection::session()
+            .await
+            .map_err(|e| format!("cannot connect to the session bus: {e}"))?;
+        let bus = zbus::fdo::DBusProxy::new(&connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        let names = bus.list_names().await.map_err(|e| e.to_string())?;
+        let mut owned_by_app = Vec::new();
+        for name in names.into_iter().filter(|n| n.starts_with(':')) {
+            let owner = bus.get_connection_unix_process_id(name.as_ref()).await;
+            if owner.is_ok_and(|owner| owner == pid) {
+                owned_by_app.push(name.to_string());
+            }
+        }
+        if owned_by_app.is_empty() {
+            return Err(format!(
+                "pid {pid} has no connection to the session bus yet"
+            ));
+        }
+        for bus_name in owned_by_app {
+            let Ok(xml) = introspect(&connection, &bus_name, ITEMS_ROOT).await else {
+                continue;
+            };
+            for node in child_nodes(&xml) {
+                let item_path = format!("{ITEMS_ROOT}/{node}");
+                let menu = get_property(&connection, &bus_name, &item_path, ITEM_INTERFACE, "Menu")
+                    .await
+                    .and_then(|v| OwnedObjectPath::try_from(v).map_err(|e| e.to_string()));
+                if let Ok(menu_path) = menu {
+                    return Ok(Self {
+                        connection,
+                        bus_name,
+                        item_path,
+                        menu_path,
+                    });
+                }
+            }
+        }
+        Err(format!(
+            "pid {pid} exports no {ITEM_INTERFACE} under {ITEMS_ROOT} yet"
+        ))
+    }
+
+    /// A string property of the StatusNotifierItem (`Status`, `IconName`, `Id`, ...).
+    pub async fn item_property(&self, name: &str) -> Result<String, String> {
+        let value = get_property(
+            &self.connection,
+            &self.bus_name,
+            &self.item_path,
+            ITEM_INTERFACE,
+            name,
+        )
+        .await?;
+        String::try_from(value).map_err(|e| format!("{ITEM_INTERFACE}.{name}: {e}"))
+    }
+
+    /// The image the tray shows now: libayatana gets it as a PNG file (`IconName`, a path, or
+    /// a name in `IconThemePath`), which the app rewrites on every change.
+    pub async fn icon(&self) -> Result<Vec<u8>, String> {
+        let name = self.item_property("IconName").await?;
+        let path = if Path::new(&name).is_absolute() {
+            PathBuf::from(&name)
+        } else {
+            let theme_path = self.item_property("IconThemePath").await?;
+            Path::new(&theme_path).join(format!("{name}.png"))
+        };
+        std::fs::read(&path).map_err(|e| format!("the tray icon {}: {e}", path.display()))
+    }
+
+    /// The menu's top-level entries, in order.
+    pub async fn menu(&self) -> Result<Vec<MenuEntry>, String> {
+        type Layout = (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>);
+        let reply = self
+            .connection
+            .call_method(
+                Some(self.bus_name.as_str()),
+                &self.menu_path,
+                Some(MENU_INTERFACE),
+                "GetLayout",
+                &(0i32, 1i32, Vec::<String>::new()),
+            )
+            .await
+            .map_err(|e| format!("GetLayout: {e}"))?;
+        let (_revision, (_root, _props, children)): (u32, Layout) = reply
+            .body()
+            .deserialize()
+            .map_err(|e| format!("GetLayout reply: {e}"))?;
+        children.iter().map(|child| menu_entry(child)).collect()
+    }
+
+    /// The labels of the visible, non-separator entries, in order.
+    pub async fn labels(&self) -> Result<Vec<String>, String> {
+        Ok(self
+            .menu()
+            .await?
+            .into_iter()
+            .filter(|e| e.visible && !e.separator)
+            .map(|e| e.label)
+            .collect())
+    }
+
+    /// Activates the entry labelled `label`, as a click in the panel does.
+    pub async fn click(&self, label: &str) -> Result<(), String> {
+        let menu = self.menu().await?;
+        let Some(entry) = menu.iter().find(|e| e.label == label) else {
+            return Err(format!("no menu entry {label:?} in {menu:?}"));
+        };
+        self.connection
+            .call_method(
+                Some(self.bus_name.as_str()),
+                &self.menu_path,
+                Some(MENU_INTERFACE),
+                "Event",
+                &(entry.id, "clicked", Value::I32(0), 0u32),
+            )
+            .await
+            .map_err(|e| format!("Event({}, clicked) on {label:?}: {e}", entry.id))?;
+        Ok(())
+    }
+}
+
+/// How long a D-Bus call may take while searching: some of the app's connections (GTK's,
+/// WebKit's) never answer calls they do not serve, and the bus's own timeout is 25 s.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `call` within [`LOOKUP_TIMEOUT`].
+async fn within<T>(what: &str, call: impl Future<Output = zbus::Result<T>>) -> Result<T, String> {
+    match tokio::time::timeout(LOOKUP_TIMEOUT, call).await {
+        Ok(reply) => reply.map_err(|e| format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer in {LOOKUP_TIMEOUT:?}")),
+    }
+}
+
+async fn introspect(
+    connection: &zbus::Connection,
+    bus_name: &str,
+    path: &str,
+) -> Result<String, String> {
+    let interface = Some("org.freedesktop.DBus.Introspectable");
+    let call = connection.call_method(Some(bus_name), path, interface, "Introspect", &());
+    let reply = within(&format!("Introspect {path} on {bus_name}"), call).await?;
+    reply.body().deserialize().map_err(|e| e.to_string())
+}
+
+/// The `<node name="...">` children of an introspection document.
+fn child_nodes(xml: &str) -> Vec<&str> {
+    xml.split("<node name=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect()
+}
+
+async fn get_property(
+    connection: &zbus::Connection,
+    bus_name: &str,
+    path: &str,
+    interface: &str,
+    name: &str,
+) -> Result<OwnedValue, String> {
+    let body = (interface, name);
+    let call = connection.call_method(
+        Some(bus_name),
+        path,
+        Some(PROPERTIES_INTERFACE),
+        "Get",
+        &body,
+    );
+    let reply = within(&format!("{interface}.{name} of {bus_name}"), call).await?;
+    reply
+        .body()
+        .deserialize()
+        .map_err(|e| format!("{interface}.{name}: {e}"))
+}
+
+/// One `(ia{sv}av)` layout node; a variant around it is unwrapped.
+fn menu_entry(value: &Value<'_>) -> Result<MenuEntry, String> {
+    let fields = match unwrap_variant(value) {
+        Value::Structure(node) => node.fields(),
+        other => return Err(format!("a menu layout node is not a structure: {other:?}")),
+    };
+    let [Value::I32(id), Value::Dict(properties), ..] = fields else {
+        return Err(format!(
+            "a menu layout node is not (ia{{sv}}av): {fields:?}"
+        ));
+    };
+    let mut entry = MenuEntry {
+        id: *id,
+        label: String::new(),
+        enabled: true,
+        visible: true,
+        separator: false,
+    };
+    for (key, value) in properties.iter() {
+        match (unwrap_variant(key), unwrap_variant(value)) {
+            (Value::Str(key), Value::Str(text)) if key.as_str() == "label" => {
+                entry.label = text.to_string();
+            }
+            (Value::Str(key), Value::Str(kind)) if key.as_str() == "type" => {
+                entry.separator = kind.as_str() == "separator";
+            }
+            (Value::Str(key), Value::Bool(on)) if key.as_str() == "enabled" => entry.enabled = *on,
+            (Value::Str(key), Value::Bool(on)) if key.as_str() == "visible" => entry.visible = *on,
+            _ => {}
+        }
+    }
+    Ok(entry)
+}
+
+fn unwrap_variant<'a, 'v>(value: &'a Value<'v>) -> &'a Value<'v> {
+    match value {
+        Value::Value(inner) => unwrap_variant(inner),
+        other => other,
+    }
+}
+
+/// The app's top-level window on the X server (found by `_NET_WM_PID` and title).
+pub struct AppWindow {
+    connection: RustConnection,
+    window: Window,
+}
+
+impl AppWindow {
+    /// Looks once among the top-level windows: GTK keeps a hidden leader window for the app
+    /// too, so the title tells the settings window apart.
+    pub fn find(pid: u32) -> Result<Self, String> {
+        let (connection, screen) =
+            x11rb::connect(None).map_err(|e| format!("cannot connect to the X server: {e}"))?;
+        let root = connection
+            .setup()
+            .roots
+            .get(screen)
+            .ok_or("the X server has no such screen")?
+            .root;
+        let children = connection
+            .query_tree(root)
+            .map_err(x11_error)?
+            .reply()
+            .map_err(x11_error)?
+            .children;
+        let mut found = Self {
+            connection,
+            window: x11rb::NONE,
+        };
+        let pid_atom = atom(&found.connection, "_NET_WM_PID")?;
+        for window in children {
+            found.window = window;
+            if found.cardinal(pid_atom)? == Some(pid) && found.title()? == WINDOW_TITLE {
+                return Ok(found);
+            }
+        }
+        Err(format!(
+            "pid {pid} has no top-level X window titled {WINDOW_TITLE:?}"
+        ))
+    }
+
+    fn cardinal(&self, property: u32) -> Result<Option<u32>, String> {
+        let reply = self
+            .connection
+            .get_property(false, self.window, property, AtomEnum::CARDINAL, 0, 1)
+            .map_err(x11_error)?
+            .reply()
+            .map_err(x11_error)?;
+        Ok(reply.value32().and_then(|mut values| values.next()))
+    }
+
+    pub fn title(&self) -> Result<String, String> {
+        let utf8 = atom(&self.connection, "UTF8_STRING")?;
+        let name = atom(&self.connection, "_NET_WM_NAME")?;
+        let reply = self
+            .connection
+            .get_property(false, self.window, name, utf8, 0, 1024)
+            .map_err(x11_error)?
+            .reply()
+            .map_err(x11_error)?;
+        Ok(String::from_utf8_lossy(&reply.value).into_owned())
+    }
+
+    /// Whether the window is on screen (mapped, with all its ancestors).
+    pub fn is_viewable(&self) -> Result<bool, String> {
+        let attributes = self
+            .connection
+            .get_window_attributes(self.window)
+            .map_err(x11_error)?
+            .reply()
+            .map_err(x11_error)?;
+        Ok(attributes.map_state == MapState::VIEWABLE)
+    }
+
+    /// `Ok` if the window is on screen (`shown`) or not (`!shown`), else what it is.
+    pub fn shown_is(&self, shown: bool) -> Result<(), String> {
+        match (self.is_viewable()?, shown) {
+            (true, true) | (false, false) => Ok(()),
+            (true, false) => Err("it is on screen".to_owned()),
+            (false, true) => Err("it is hidden".to_owned()),
+        }
+    }
+
+    /// Whether the keyboard focus is in this window (or one of its children).
+    pub fn has_focus(&self) -> Result<bool, String> {
+        let mut focus = self
+            .connection
+            .get_input_focus()
+            .map_err(x11_error)?
+            .reply()
+            .map_err(x11_error)?
+            .focus;
+        // Walk up from the focused window: GTK may focus a child of the top-level window.
+        for _ in 0..32 {
+            if focus == self.window {
+                return Ok(true);
+            }
+            let tree = self
+                .connection
+                .query_tree(focus)
+                .map_err(x11_error)?
+                .reply()
+                .map_err(x11_error)?;
+            if tree.parent == x11rb::NONE || tree.parent == tree.root {
+                return Ok(false);
+            }
+            focus = tree.parent;
+        }
+        Ok(false)
+    }
+
+    /// Asks the window to close, as a window manager's close button does (`WM_DELETE_WINDOW`).
+    pub fn request_close(&self) -> Result<(), String> {
+        let protocols = atom(&self.connection, "WM_PROTOCOLS")?;
+        let delete = atom(&self.connection, "WM_DELETE_WINDOW")?;
+        let event = ClientMessageEvent::new(32, self.window, protocols, [delete, 0, 0, 0, 0]);
+        self.connection
+            .send_event(false, self.window, EventMask::NO_EVENT, event)
+            .map_err(x11_error)?;
+        self.connection.flush().map_err(x11_error)?;
+        Ok(())
+    }
+}
+
+fn atom(connection: &RustConnection, name: &str) -> Result<u32, String> {
+    Ok(connection
+        .intern_atom(false, name.as_bytes())
+        .map_err(x11_error)?
+        .reply()
+        .map_err(x11_error)?
+        .atom)
+}
+
+fn x11_error(error: impl std::fmt::Display) -> String {
+    format!("X11: {error}")
+}
+
+/// tauri-driver on free loopback ports, in front of WebKitWebDriver, launching the app with
+/// `CONCORD_DATA_DIR` set to a fresh directory. Killed (with the app it started) on drop.
+pub struct WebDriver {
+    pub url: String,
+    pub data_dir: TempDir,
+    _driver: Process,
+}
+
+impl WebDriver {
+    pub async fn start() -> Self {
+        require_session();
+        let driver = tauri_driver();
+        let data_dir = match tempfile::Builder::new()
+            .prefix("concord-webdriver-")
+            .tempdir()
+        {
+            Ok(dir) => dir,
+            Err(error) => panic!("cannot create a data directory: {error}"),
+        };
+        let (port, native_port) = (free_port(), free_port());
+        let mut process = Process::spawn(
+            "tauri-driver",
+            Command::new(&driver)
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--native-port")
+                .arg(native_port.to_string())
+                .env("CONCORD_DATA_DIR", data_dir.path())
+                .stdin(Stdio::null()),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while !status_ready(port).await {
+            if let Some(status) = process.exited() {
+                panic!(
+                    "tauri-driver ({}) exited at start: {status}",
+                    driver.display()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!("tauri-driver did not answer {url}/status within {STARTUP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        Self {
+            url,
+            data_dir,
+            _driver: process,
+        }
+    }
+
+    /// A WebDriver session on the app: capabilities exactly `{"tauri:options": {"application"}}`
+    /// (anything more, such as `browserName`, fails to match WebKitWebDriver).
+    pub async fn session(&self) -> fantoccini::Client {
+        let app = app_binary();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "tauri:options".to_owned(),
+            serde_json::json!({ "application": app }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match fantoccini::ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+        {
+            Ok(client) => client,
+            Err(error) => panic!(
+                "cannot start a WebDriver session on {}: {error}",
+                app.display()
+            ),
+        }
+    }
+}
+
+/// `tauri-driver` from PATH, else where `cargo install` puts it.
+fn tauri_driver() -> PathBuf {
+    let from_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("tauri-driver"))
+            .find(|candidate| candidate.is_file())
+    });
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    from_path
+        .or_else(|| {
+            cargo_home
+                .map(|home| home.join("bin/tauri-driver"))
+                .filter(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("tauri-driver not found: `cargo install tauri-driver@2.1.0 --locked`")
+        })
+}
+
+fn free_port() -> u16 {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()) {
+        Ok(address) => address.port(),
+        Err(error) => panic!("cannot find a free loopback port: {error}"),
+    }
+}
+
+/// Whether tauri-driver answers `GET /status` (HTTP/1.0, so the reply ends with the body).
+async fn status_ready(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await else {
+        return false;
+    };
+    let request = b"GET /status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if stream.write_all(request).await.is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply)).await;
+    matches!(read, Ok(Ok(_)))
+        && (reply.starts_with(b"HTTP/1.1 200") || reply.starts_with(b"HTTP/1.0 200"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_nodes_of_an_introspection() {
+        let xml = r#"<node><interface name="x"/><node name="tray_icon_1"/><node name="b"/></node>"#;
+        assert_eq!(child_nodes(xml), ["tray_icon_1", "b"]);
+    }
+}

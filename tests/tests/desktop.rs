@@ -1,0 +1,305 @@
+//! The built tray app, for real: started under Xvfb in a desktop session (run these inside
+//! `tests/desktop-session.sh`; `make test` does), seen through its tray on the session bus, its
+//! X window and WebDriver. Each test starts its own app on a fresh data directory.
+
+use std::time::Duration;
+
+use concord_core::Concord;
+use concord_e2e::desktop::{
+    AppWindow, CHANGE_TIMEOUT, EMPTY_STATUS_LINE, RunningApp, STARTUP_TIMEOUT, Tray, WebDriver,
+    one_app_at_a_time,
+};
+use fantoccini::Locator;
+
+/// The menu of a fresh app, in order: the status line, then the actions.
+const FRESH_MENU: [&str; 5] = [
+    EMPTY_STATUS_LINE,
+    "Sync now",
+    "Pause",
+    "Open Concord",
+    "Quit",
+];
+
+async fn menu_is(app: &mut RunningApp, tray: &Tray, expected: &[&str]) {
+    app.eventually(
+        &format!("the tray menu reads {expected:?}"),
+        CHANGE_TIMEOUT,
+        async || {
+            let labels = tray.labels().await?;
+            if labels == expected {
+                Ok(())
+            } else {
+                Err(format!("it reads {labels:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until the window is on screen (`shown`) or off it (`!shown`).
+async fn window_is(app: &mut RunningApp, window: &AppWindow, shown: bool, what: &str) {
+    // Generous: the first showing includes WebKit's start.
+    app.eventually(what, STARTUP_TIMEOUT, async || window.shown_is(shown))
+        .await;
+}
+
+#[tokio::test]
+async fn the_tray_shows_the_status_line_first_and_quit_exits_with_code_0() {
+    let _turn = one_app_at_a_time().await;
+    let mut app = RunningApp::start(&[]);
+    let tray = app.tray().await;
+
+    menu_is(&mut app, &tray, &FRESH_MENU).await;
+    let menu = tray.menu().await.unwrap_or_else(|e| app.fail(e));
+    let status_line = menu.iter().find(|e| e.label == EMPTY_STATUS_LINE);
+    assert!(
+        status_line.is_some_and(|e| !e.enabled),
+        "the status line must be there and disabled (it is information): {menu:?}"
+    );
+    for action in &FRESH_MENU[1..] {
+        let entry = menu.iter().find(|e| e.label == *action);
+        assert!(
+            entry.is_some_and(|e| e.enabled),
+            "{action} must be enabled: {menu:?}"
+        );
+    }
+    let status = tray
+        .item_property("Status")
+        .await
+        .unwrap_or_else(|e| app.fail(e));
+    assert_eq!(status, "Active", "the tray item must be shown");
+
+    tray.click("Quit").await.unwrap_or_else(|e| app.fail(e));
+    match app.process.wait_exit(CHANGE_TIMEOUT).await {
+        Some(status) if status.code() == Some(0) => {}
+        Some(status) => app.fail(format!("Quit must exit with code 0, not {status}")),
+        None => app.fail(format!("the app still runs {CHANGE_TIMEOUT:?} after Quit")),
+    }
+}
+
+#[tokio::test]
+async fn pause_in_the_tray_is_stored_and_a_change_from_another_process_reaches_the_tray() {
+    let _turn = one_app_at_a_time().await;
+    let mut app = RunningApp::start(&["--hidden"]);
+    let tray = app.tray().await;
+    menu_is(&mut app, &tray, &FRESH_MENU).await;
+    let idle_icon = tray.icon().await.unwrap_or_else(|e| app.fail(e));
+
+    tray.click("Pause").await.unwrap_or_else(|e| app.fail(e));
+    app.eventually(
+        "the tray shows Paused and offers Resume",
+        CHANGE_TIMEOUT,
+        async || {
+            let labels = tray.labels().await?;
+            match labels.as_slice() {
+                [line, _, resume, ..] if line.starts_with("Paused") && resume == "Resume" => Ok(()),
+                _ => Err(format!("it reads {labels:?}")),
+            }
+        },
+    )
+    .await;
+    let paused_icon = tray.icon().await.unwrap_or_else(|e| app.fail(e));
+    assert!(
+        paused_icon != idle_icon,
+        "the tray icon must change when paused"
+    );
+    // The app writes the same database `concord` reads.
+    let concord = Concord::open(app.data_dir()).unwrap_or_else(|e| app.fail(e));
+    assert!(concord.status().unwrap_or_else(|e| app.fail(e)).paused);
+
+    // Resumed by another process (as `concord` would): the app notices within its poll.
+    concord.set_paused(false).unwrap_or_else(|e| app.fail(e));
+    menu_is(&mut app, &tray, &FRESH_MENU).await;
+    let icon = tray.icon().await.unwrap_or_else(|e| app.fail(e));
+    assert!(
+        icon == idle_icon,
+        "the tray icon must be the idle one again on resume"
+    );
+}
+
+/// The file's text once it exists (within [`CHANGE_TIMEOUT`]).
+async fn eventually_read(path: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + CHANGE_TIMEOUT;
+    loop {
+        match std::fs::read_to_string(path) {
+            Ok(text) => return text,
+            Err(error) if std::time::Instant::now() >= deadline => {
+                panic!("{} did not appear: {error}", path.display())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_page_of_the_settings_window_opens_over_webdriver() {
+    let _turn = one_app_at_a_time().await;
+    let driver = WebDriver::start().await;
+    let client = driver.session().await;
+    let wait = |css: &'static str| {
+        let client = client.clone();
+        async move {
+            match client
+                .wait()
+                .at_most(STARTUP_TIMEOUT)
+                .for_element(Locator::Css(css))
+                .await
+            {
+                Ok(element) => element,
+                Err(error) => panic!("no {css} in the settings window: {error}"),
+            }
+        }
+    };
+
+    // The status comes from Rust through IPC: the CSP and capabilities let it through.
+    // (textContent: WebKitWebDriver's "displayed" heuristic counts this ellipsized line as
+    // hidden, so its WebDriver text is empty.)
+    let line = wait("[data-testid=status-line]").await;
+    let mut text = None;
+    for _ in 0..100 {
+        text = line.prop("textContent").await.unwrap_or_default();
+        if text.as_deref() == Some(EMPTY_STATUS_LINE) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        text.as_deref(),
+        Some(EMPTY_STATUS_LINE),
+        "the window's status line"
+    );
+
+    let pages = [
+        ("accounts", "Accounts"),
+        ("pairs", "Pairs"),
+        ("conflicts", "Conflicts"),
+        ("feeds", "Feeds"),
+        ("activity", "Activity"),
+        ("preferences", "Preferences"),
+    ];
+    for (page, title) in pages {
+        let link = client
+            .find(Locator::Css(&format!("[data-page={page}]")))
+            .await
+            .unwrap_or_else(|e| panic!("no sidebar entry for {page}: {e}"));
+        link.click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {page}: {e}"));
+        let heading = client
+            .wait()
+            .at_most(CHANGE_TIMEOUT)
+            .for_element(Locator::Css(&format!("[data-testid=page-{page}] h1")))
+            .await
+            .unwrap_or_else(|e| panic!("page {page} did not open: {e}"));
+        assert_eq!(
+            heading.text().await.unwrap(),
+            title,
+            "heading of page {page}"
+        );
+    }
+
+    // Preferences shows where the data lives: the directory the app was started with.
+    let data_dir = wait("[data-testid=data-dir]").await.text().await.unwrap();
+    assert_eq!(data_dir, driver.data_dir.path().display().to_string());
+
+    // Autostart, switched on and off from Preferences: the XDG entry in the session's HOME
+    // starts the app in the tray.
+    let home = std::env::var_os("HOME").expect("the desktop session sets HOME");
+    let entry = std::path::Path::new(&home).join(".config/autostart/Concord.desktop");
+    assert!(!entry.exists(), "a fresh HOME has no autostart entry");
+    let toggle = wait("#autostart:enabled").await;
+    toggle.click().await.unwrap();
+    let text = eventually_read(&entry).await;
+    let exec = format!(
+        "Exec={} --hidden",
+        concord_e2e::desktop::app_binary().display()
+    );
+    assert!(text.lines().any(|line| line == exec), "{exec:?} in {text}");
+    wait("#autostart:checked:enabled")
+        .await
+        .click()
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if !entry.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !entry.exists(),
+        "switching autostart off removes {}",
+        entry.display()
+    );
+
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_launch_shows_the_running_window_and_exits() {
+    let _turn = one_app_at_a_time().await;
+    let mut app = RunningApp::start(&["--hidden"]);
+    let tray = app.tray().await;
+    menu_is(&mut app, &tray, &FRESH_MENU).await;
+    // Started hidden (as autostart does): no window on screen.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Ok(window) = AppWindow::find(app.pid()) {
+        let hidden = window.shown_is(false);
+        hidden.unwrap_or_else(|e| app.fail(format!("--hidden must not show the window: {e}")));
+    }
+
+    let mut second = app.launch_again(&[]);
+    match second.wait_exit(STARTUP_TIMEOUT).await {
+        Some(status) if status.code() == Some(0) => {}
+        Some(status) => app.fail(format!("the second launch must exit with 0, not {status}")),
+        None => app.fail("the second launch kept running beside the first"),
+    }
+
+    let window = app.window().await;
+    window_is(
+        &mut app,
+        &window,
+        true,
+        "the first instance's window is shown",
+    )
+    .await;
+    app.eventually(
+        "the shown window has the focus",
+        CHANGE_TIMEOUT,
+        async || {
+            let focused = window.has_focus()?;
+            focused
+                .then_some(())
+                .ok_or("the focus is elsewhere".to_owned())
+        },
+    )
+    .await;
+    app.assert_running("after the second launch");
+    menu_is(&mut app, &tray, &FRESH_MENU).await;
+}
+
+#[tokio::test]
+async fn closing_the_window_hides_it_to_the_tray_and_open_concord_brings_it_back() {
+    let _turn = one_app_at_a_time().await;
+    let mut app = RunningApp::start(&[]);
+    let tray = app.tray().await;
+    let window = app.window().await;
+    window_is(&mut app, &window, true, "the window is shown at start").await;
+
+    window.request_close().unwrap_or_else(|e| app.fail(e));
+    window_is(&mut app, &window, false, "the closed window is hidden").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.assert_running("when its window was closed");
+    menu_is(&mut app, &tray, &FRESH_MENU).await;
+
+    tray.click("Open Concord")
+        .await
+        .unwrap_or_else(|e| app.fail(e));
+    window_is(
+        &mut app,
+        &window,
+        true,
+        "Open Concord shows the window again",
+    )
+    .await;
+}
