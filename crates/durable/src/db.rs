@@ -119,12 +119,11 @@ impl Database {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(|source| {
-            DbError::Open {
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| DbError::Open {
                 path: self.path.clone(),
                 source,
-            }
-        })?;
+            })?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         self.expect("journal_mode", "wal", &mode.to_ascii_lowercase())?;
@@ -232,8 +231,14 @@ mod tests {
     use super::*;
 
     const V: &[Migration] = &[
-        Migration { version: 1, sql: "CREATE TABLE a (x INTEGER) STRICT;" },
-        Migration { version: 2, sql: "ALTER TABLE a ADD COLUMN y TEXT;" },
+        Migration {
+            version: 1,
+            sql: "CREATE TABLE a (x INTEGER) STRICT;",
+        },
+        Migration {
+            version: 2,
+            sql: "ALTER TABLE a ADD COLUMN y TEXT;",
+        },
     ];
 
     #[test]
@@ -244,7 +249,8 @@ mod tests {
         assert_eq!(db.migrate(&mut conn, "t", &V[..1]).unwrap(), 1);
         assert_eq!(db.migrate(&mut conn, "t", V).unwrap(), 2);
         assert_eq!(db.migrate(&mut conn, "t", V).unwrap(), 2);
-        conn.execute("INSERT INTO a (x, y) VALUES (1, 'z')", []).unwrap();
+        conn.execute("INSERT INTO a (x, y) VALUES (1, 'z')", [])
+            .unwrap();
     }
 
     #[test]
@@ -254,7 +260,17 @@ mod tests {
         let mut conn = db.connect().unwrap();
         db.migrate(&mut conn, "t", V).unwrap();
         let err = db.migrate(&mut conn, "t", &V[..1]).unwrap_err();
-        assert!(matches!(err, DbError::TooNew { found: 2, known: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DbError::TooNew {
+                    found: 2,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -262,7 +278,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path().join("c.db")).unwrap();
         let mut conn = db.connect().unwrap();
-        let bad = [V[0], Migration { version: 2, sql: "ALTER TABLE nope ADD COLUMN y;" }];
+        let bad = [
+            V[0],
+            Migration {
+                version: 2,
+                sql: "ALTER TABLE nope ADD COLUMN y;",
+            },
+        ];
         assert!(db.migrate(&mut conn, "t", &bad).is_err());
         assert_eq!(db.version(&conn, "t").unwrap(), 1);
     }

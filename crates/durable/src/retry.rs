@@ -225,7 +225,10 @@ mod tests {
 
     #[test]
     fn max_attempts_bounds_the_attempts() {
-        let p = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
         let mut rng = StdRng::seed_from_u64(7);
         let e = StepError::transient("x");
         assert!(matches!(p.decide(&e, 1, &mut rng), Decision::RetryAfter(_)));

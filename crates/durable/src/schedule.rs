@@ -125,8 +125,8 @@ impl Compiled {
                 };
                 let schedule = cron::Schedule::from_str(&full)
                     .map_err(|e| format!("cron expression {expr:?}: {e}"))?;
-                let tz = chrono_tz::Tz::from_str(tz)
-                    .map_err(|_| format!("unknown time zone {tz:?}"))?;
+                let tz =
+                    chrono_tz::Tz::from_str(tz).map_err(|_| format!("unknown time zone {tz:?}"))?;
                 Ok(Self::Cron(Box::new(schedule), tz))
             }
         }
@@ -244,14 +244,24 @@ mod tests {
         let plan = catch_up(&c, 15 * MIN, now, 60 * MIN);
         assert_eq!(plan.fire, Some(8 * 60 * MIN));
         assert_eq!(plan.skipped.len(), 31);
-        let coalesced = plan.skipped.iter().filter(|s| s.1 == skip_reason::COALESCED).count();
-        assert_eq!(coalesced, 3, "slots within the hour before wake are coalesced");
+        let coalesced = plan
+            .skipped
+            .iter()
+            .filter(|s| s.1 == skip_reason::COALESCED)
+            .count();
+        assert_eq!(
+            coalesced, 3,
+            "slots within the hour before wake are coalesced"
+        );
         assert_eq!(plan.next_slot, 8 * 60 * MIN + 15 * MIN);
     }
 
     #[test]
     fn a_slot_older_than_the_window_does_not_fire() {
-        let c = Compiled::new(&Cadence::Every { every_ms: 24 * 60 * MIN }).unwrap();
+        let c = Compiled::new(&Cadence::Every {
+            every_ms: 24 * 60 * MIN,
+        })
+        .unwrap();
         let plan = catch_up(&c, 0, 3 * 60 * MIN, 60 * MIN);
         assert_eq!(plan.fire, None);
         assert_eq!(plan.skipped, vec![(0, skip_reason::OUTSIDE_CATCHUP_WINDOW)]);
@@ -270,20 +280,33 @@ mod tests {
 
     #[test]
     fn cron_follows_its_time_zone() {
-        let c = Compiled::new(&Cadence::Cron { expr: "0 9 * * *".into(), tz: "Europe/Berlin".into() })
-            .unwrap();
+        let c = Compiled::new(&Cadence::Cron {
+            expr: "0 9 * * *".into(),
+            tz: "Europe/Berlin".into(),
+        })
+        .unwrap();
         // 2026-07-01T00:00Z: the next 09:00 in Berlin (UTC+2 in summer) is 07:00Z.
-        let start = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap().timestamp_millis();
+        let start = Utc
+            .with_ymd_and_hms(2026, 7, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp_millis();
         let next = c.next_after(start).unwrap();
         assert_eq!(next, start + 7 * 60 * MIN);
     }
 
     #[test]
     fn bad_specs_are_refused_with_a_reason() {
-        let e = Compiled::new(&Cadence::Cron { expr: "nope".into(), tz: "UTC".into() }).unwrap_err();
+        let e = Compiled::new(&Cadence::Cron {
+            expr: "nope".into(),
+            tz: "UTC".into(),
+        })
+        .unwrap_err();
         assert!(e.contains("cron"), "{e}");
-        let e = Compiled::new(&Cadence::Cron { expr: "* * * * *".into(), tz: "Mars/Base".into() })
-            .unwrap_err();
+        let e = Compiled::new(&Cadence::Cron {
+            expr: "* * * * *".into(),
+            tz: "Mars/Base".into(),
+        })
+        .unwrap_err();
         assert!(e.contains("time zone"), "{e}");
         assert!(Compiled::new(&Cadence::Every { every_ms: 5 }).is_err());
     }

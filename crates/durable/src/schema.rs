@@ -92,6 +92,7 @@ CREATE TABLE durable_workers (
     id TEXT PRIMARY KEY,
     pid INTEGER NOT NULL,
     label TEXT NOT NULL,
+    pid_namespace TEXT NOT NULL,
     started_at INTEGER NOT NULL,
     heartbeat_at INTEGER NOT NULL
 ) STRICT;
