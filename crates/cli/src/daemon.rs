@@ -21,8 +21,21 @@ pub fn run(concord: Concord) -> Result<(), String> {
             status = %status.line,
             "daemon started"
         );
-        shutdown_signal().await?;
-        tracing::info!("daemon stopping");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal = tokio::spawn(async move {
+            let result = shutdown_signal().await;
+            tracing::info!("daemon stopping");
+            let _ = stop.send(());
+            result
+        });
+        concord
+            .run_scheduler(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(|e| format!("the scheduler stopped: {e}"))?;
+        signal.abort();
+        tracing::info!("daemon stopped");
         Ok(())
     })
 }

@@ -3,6 +3,7 @@
 //! prints for people by default and JSON with `--json`.
 
 mod daemon;
+mod jobs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,12 @@ enum Command {
     Daemon,
     /// Show what runs and what is configured
     Status,
+    /// Background jobs: list, show, cancel, retry
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
+    /// Schedules: list, pause, resume, trigger
+    #[command(subcommand)]
+    Schedules(jobs::SchedulesCommand),
 }
 
 fn main() -> ExitCode {
@@ -44,9 +51,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     let data_dir = paths::data_dir(cli.data_dir).map_err(|e| e.to_string())?;
-    let concord = Concord::open(&data_dir).map_err(|e| e.to_string())?;
+    let label = match cli.command {
+        Command::Daemon => "daemon",
+        _ => "cli",
+    };
+    let concord = Concord::open_as(&data_dir, label).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Daemon => daemon::run(concord),
+        Command::Jobs(cmd) => jobs::run_jobs(concord.engine(), cmd, cli.json),
+        Command::Schedules(cmd) => jobs::run_schedules(concord.engine(), cmd, cli.json),
         Command::Status => {
             let status = concord.status().map_err(|e| e.to_string())?;
             if cli.json {
@@ -95,9 +108,14 @@ fn print_status(concord: &Concord, s: &Status) {
         "  jobs       {} pending, {} running, {} failed",
         s.jobs.pending, s.jobs.running, s.jobs.failed
     );
-    let workers = match s.workers {
-        0 => "none (start `concord daemon` or the tray app)".to_owned(),
-        n => n.to_string(),
+    let workers = match concord.engine().live_workers() {
+        Ok(list) if list.is_empty() => "none (start `concord daemon` or the tray app)".to_owned(),
+        Ok(list) => list
+            .iter()
+            .map(|w| format!("{} (pid {})", w.label, w.pid))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("unknown: {e}"),
     };
     println!("  schedulers {workers}");
     println!("  database   {}", concord.database_path().display());

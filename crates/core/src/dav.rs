@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use libdav::caldav::{FindCalendarHomeSet, FindCalendars};
+use libdav::carddav::{FindAddressBookHomeSet, FindAddressBooks};
 use libdav::dav::{FoundCollection, WebDavClient, WebDavError};
 use libdav::{CalDavClient, names};
 use tower_http::auth::AddAuthorization;
@@ -24,8 +25,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one DAV request may take, from sending to the last byte of the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-type HttpClient = AddAuthorization<Client<HttpsConnector<HttpConnector>, String>>;
-type HttpClientError = hyper_util::client::legacy::Error;
+pub(crate) type HttpClient = AddAuthorization<Client<HttpsConnector<HttpConnector>, String>>;
+pub(crate) type HttpClientError = hyper_util::client::legacy::Error;
 
 /// A username and password for HTTP Basic authentication. `Debug` never shows the password.
 #[derive(Clone)]
@@ -92,6 +93,15 @@ pub enum DavError {
         what: &'static str,
         after: Duration,
     },
+    /// Someone else changed the item since we read it (HTTP 412): re-read, never overwrite.
+    #[error("{what} at {url}: the item changed on the server since it was read (HTTP 412)")]
+    PreconditionFailed { url: String, what: &'static str },
+    #[error("{what} at {url}: the server answered HTTP {status}")]
+    Status {
+        url: String,
+        what: &'static str,
+        status: u16,
+    },
     #[error("{what} at {url} failed: {source}")]
     Request {
         url: String,
@@ -111,36 +121,8 @@ impl CalDav {
     /// A client for the server at `base_url` (`http://` or `https://`; the path is where to
     /// start looking, often just `/`). Opens no connection yet.
     pub fn new(base_url: &str, credentials: &Credentials) -> Result<Self, DavError> {
-        let invalid = |reason: String| DavError::InvalidUrl {
-            url: base_url.to_owned(),
-            reason,
-        };
-        let uri: Uri = base_url.parse().map_err(|err| invalid(format!("{err}")))?;
-        match uri.scheme_str() {
-            Some("http" | "https") => {}
-            _ => return Err(invalid("it must start with http:// or https://".to_owned())),
-        }
-        if uri.host().is_none() {
-            return Err(invalid("it has no host name".to_owned()));
-        }
-
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let connector = HttpsConnectorBuilder::new()
-            // Named explicitly so another crate enabling a second rustls provider changes nothing.
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .map_err(DavError::TrustStore)?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let http_client = Client::builder(TokioExecutor::new()).build(connector);
-        let http_client =
-            AddAuthorization::basic(http_client, &credentials.username, &credentials.password)
-                // Keeps the header out of any Debug output of requests.
-                .as_sensitive(true);
         Ok(Self {
-            client: CalDavClient::new(WebDavClient::new(uri, http_client)),
+            client: CalDavClient::new(webdav_client(base_url, credentials)?),
         })
     }
 
@@ -174,32 +156,31 @@ impl CalDav {
     /// The path of the current-user principal, asked of the base URL and then of `/`.
     pub async fn current_user_principal(&self) -> Result<Option<String>, DavError> {
         let what = "finding the current-user principal";
-        let found = self
-            .bounded(what, self.client.base_url().path(), async {
-                self.client
-                    .find_current_user_principal()
-                    .await
-                    .map_err(|err| match err {
-                        libdav::dav::FindCurrentUserPrincipalError::RequestError(err) => err,
-                        libdav::dav::FindCurrentUserPrincipalError::InvalidInput(err) => {
-                            WebDavError::InvalidInput(err)
-                        }
-                    })
-            })
-            .await?;
+        let found = bounded(&self.client, what, self.client.base_url().path(), async {
+            self.client
+                .find_current_user_principal()
+                .await
+                .map_err(|err| match err {
+                    libdav::dav::FindCurrentUserPrincipalError::RequestError(err) => err,
+                    libdav::dav::FindCurrentUserPrincipalError::InvalidInput(err) => {
+                        WebDavError::InvalidInput(err)
+                    }
+                })
+        })
+        .await?;
         Ok(found.map(|uri| uri.path().to_owned()))
     }
 
     /// The calendar home sets a principal names (usually one).
     pub async fn calendar_home_sets(&self, principal: &str) -> Result<Vec<String>, DavError> {
         let what = "finding the calendar home set";
-        let found = self
-            .bounded(
-                what,
-                principal,
-                self.client.request(FindCalendarHomeSet::new(principal)),
-            )
-            .await?;
+        let found = bounded(
+            &self.client,
+            what,
+            principal,
+            self.client.request(FindCalendarHomeSet::new(principal)),
+        )
+        .await?;
         Ok(found
             .home_sets
             .iter()
@@ -210,49 +191,149 @@ impl CalDav {
     /// The calendars directly inside a calendar home set (a depth-1 PROPFIND).
     pub async fn calendars(&self, home_set: &str) -> Result<Vec<Calendar>, DavError> {
         let what = "listing calendars";
-        let found = self
-            .bounded(
-                what,
-                home_set,
-                self.client.request(FindCalendars::new(home_set)),
-            )
-            .await?;
+        let found = bounded(
+            &self.client,
+            what,
+            home_set,
+            self.client.request(FindCalendars::new(home_set)),
+        )
+        .await?;
         Ok(found.calendars.into_iter().map(calendar).collect())
     }
 
-    /// Runs one request with [`REQUEST_TIMEOUT`] and turns libdav's error into a [`DavError`].
-    async fn bounded<T>(
+    /// The address book home sets a principal names (RFC 6352 section 7.1.1).
+    pub async fn address_book_home_sets(&self, principal: &str) -> Result<Vec<String>, DavError> {
+        let what = "finding the address book home set";
+        let found = bounded(
+            &self.client,
+            what,
+            principal,
+            self.client.request(FindAddressBookHomeSet::new(principal)),
+        )
+        .await?;
+        Ok(found
+            .home_sets
+            .iter()
+            .map(|uri| uri.path().to_owned())
+            .collect())
+    }
+
+    /// The address books directly inside an address book home set.
+    pub async fn address_books(&self, home_set: &str) -> Result<Vec<Calendar>, DavError> {
+        let what = "listing address books";
+        let found = bounded(
+            &self.client,
+            what,
+            home_set,
+            self.client.request(FindAddressBooks::new(home_set)),
+        )
+        .await?;
+        Ok(found.addressbooks.into_iter().map(calendar).collect())
+    }
+
+    /// Address books of the principal; a server without CardDAV gives none (not an error),
+    /// but a rejected password is one.
+    pub async fn discover_address_books(
         &self,
-        what: &'static str,
-        path: &str,
-        request: impl Future<Output = Result<T, WebDavError<HttpClientError>>>,
-    ) -> Result<T, DavError> {
-        let url = self
-            .client
-            .relative_uri(path)
-            .map_or_else(|_| path.to_owned(), |uri| uri.to_string());
-        match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
-            Err(_elapsed) => Err(DavError::Timeout {
-                url,
-                what,
-                after: REQUEST_TIMEOUT,
-            }),
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(WebDavError::BadStatusCode(status)))
-                if status == http::StatusCode::UNAUTHORIZED
-                    || status == http::StatusCode::FORBIDDEN =>
-            {
-                Err(DavError::Unauthorized {
-                    url,
-                    status: status.as_u16(),
-                })
+        principal: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<Calendar>), DavError> {
+        fn tolerate<T>(err: DavError) -> Result<Vec<T>, DavError> {
+            match err {
+                DavError::Unauthorized { .. } => Err(err),
+                _ => Ok(Vec::new()),
             }
-            Ok(Err(err)) => Err(DavError::Request {
-                url,
-                what,
-                source: Box::new(err),
-            }),
         }
+        let homes = match principal {
+            Some(principal) => self
+                .address_book_home_sets(principal)
+                .await
+                .or_else(tolerate)?,
+            None => Vec::new(),
+        };
+        let mut books = Vec::new();
+        for home in &homes {
+            books.extend(self.address_books(home).await.or_else(tolerate)?);
+        }
+        Ok((homes, books))
+    }
+}
+
+/// The HTTP client all DAV requests go through: hyper with rustls (ring, the system's trust
+/// store), HTTP/1.1, Basic authentication, connect timeout. Opens no connection yet.
+pub(crate) fn webdav_client(
+    base_url: &str,
+    credentials: &Credentials,
+) -> Result<WebDavClient<HttpClient>, DavError> {
+    let invalid = |reason: String| DavError::InvalidUrl {
+        url: base_url.to_owned(),
+        reason,
+    };
+    let uri: Uri = base_url.parse().map_err(|err| invalid(format!("{err}")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(invalid("it must start with http:// or https://".to_owned())),
+    }
+    if uri.host().is_none() {
+        return Err(invalid("it has no host name".to_owned()));
+    }
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let connector = HttpsConnectorBuilder::new()
+        // Named explicitly so another crate enabling a second rustls provider changes nothing.
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+        .map_err(DavError::TrustStore)?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let http_client = Client::builder(TokioExecutor::new()).build(connector);
+    let http_client =
+        AddAuthorization::basic(http_client, &credentials.username, &credentials.password)
+            // Keeps the header out of any Debug output of requests.
+            .as_sensitive(true);
+    Ok(WebDavClient::new(uri, http_client))
+}
+
+/// Runs one request with [`REQUEST_TIMEOUT`] and turns libdav's error into a [`DavError`].
+pub(crate) async fn bounded<T>(
+    client: &WebDavClient<HttpClient>,
+    what: &'static str,
+    path: &str,
+    request: impl Future<Output = Result<T, WebDavError<HttpClientError>>>,
+) -> Result<T, DavError> {
+    let url = client
+        .relative_uri(path)
+        .map_or_else(|_| path.to_owned(), |uri| uri.to_string());
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Err(_elapsed) => Err(DavError::Timeout {
+            url,
+            what,
+            after: REQUEST_TIMEOUT,
+        }),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(WebDavError::BadStatusCode(status)))
+            if status == http::StatusCode::UNAUTHORIZED
+                || status == http::StatusCode::FORBIDDEN =>
+        {
+            Err(DavError::Unauthorized {
+                url,
+                status: status.as_u16(),
+            })
+        }
+        Ok(Err(WebDavError::BadStatusCode(http::StatusCode::PRECONDITION_FAILED))) => {
+            Err(DavError::PreconditionFailed { url, what })
+        }
+        Ok(Err(WebDavError::BadStatusCode(status))) => Err(DavError::Status {
+            url,
+            what,
+            status: status.as_u16(),
+        }),
+        Ok(Err(err)) => Err(DavError::Request {
+            url,
+            what,
+            source: Box::new(err),
+        }),
     }
 }
 

@@ -13,6 +13,8 @@ pub enum CoreError {
     RelativeDataDir { path: PathBuf },
     #[error(transparent)]
     Database(#[from] concord_durable::DbError),
+    #[error(transparent)]
+    Jobs(#[from] concord_durable::Error),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }

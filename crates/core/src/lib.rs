@@ -9,13 +9,14 @@ pub mod feeds;
 pub mod paths;
 pub mod secrets;
 pub mod status;
+pub mod sync;
 
 mod error;
 mod schema;
 
 use std::path::{Path, PathBuf};
 
-use concord_durable::Database;
+use concord_durable::{Database, Engine, EngineConfig};
 
 pub use error::CoreError;
 pub use status::{JobCounts, Status, StatusState};
@@ -23,23 +24,44 @@ pub use status::{JobCounts, Status, StatusState};
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "concord.db";
 
-/// One opened Concord data directory. Cheap to share between threads: every call opens its own
-/// connection, so the tray app, `concord daemon` and a one-off command can all hold one.
-#[derive(Debug, Clone)]
+/// One opened Concord data directory, with the job engine on its database. Cheap to clone and
+/// share between threads: calls open their own connections, so the tray app, `concord daemon`
+/// and a one-off command can all hold one at once.
+#[derive(Clone)]
 pub struct Concord {
     data_dir: PathBuf,
-    db: Database,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Concord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Concord")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Concord {
-    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
+    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date,
+    /// for a one-off command.
     pub fn open(data_dir: &Path) -> Result<Self, CoreError> {
+        Self::open_as(data_dir, "cli")
+    }
+
+    /// Like [`Concord::open`], naming the kind of process ("daemon", "app", "cli") in the list
+    /// of workers when it runs the scheduler.
+    pub fn open_as(data_dir: &Path, worker_label: &str) -> Result<Self, CoreError> {
         let db = Database::open(data_dir.join(DATABASE_FILE))?;
         let mut conn = db.connect()?;
         db.migrate(&mut conn, schema::COMPONENT, schema::MIGRATIONS)?;
+        let config = EngineConfig {
+            worker_label: worker_label.to_owned(),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(db, config)?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
-            db,
+            engine,
         })
     }
 
@@ -48,36 +70,87 @@ impl Concord {
     }
 
     pub fn database_path(&self) -> &Path {
-        self.db.path()
+        self.engine.database().path()
     }
 
     pub fn database(&self) -> &Database {
-        &self.db
+        self.engine.database()
+    }
+
+    /// The job engine: runs, schedules, workers (`concord jobs`, the Activity page).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs the background scheduler until `shutdown` completes: claims due runs and fires
+    /// schedules, together with any other process on the same database. Fails only when the
+    /// database does (it is gone, full, or refuses the engine's settings).
+    pub async fn run_scheduler(
+        &self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), CoreError> {
+        Ok(self.engine.run(shutdown).await?)
     }
 
     /// Whether background syncing is paused by the person.
     pub fn paused(&self) -> Result<bool, CoreError> {
-        let conn = self.db.connect()?;
+        let conn = self.database().connect()?;
         Ok(schema::setting(&conn, schema::PAUSED)?.as_deref() == Some("1"))
     }
 
+    /// Pauses or resumes every schedule. Pausing remembers which schedules it paused, so
+    /// resuming leaves alone those the person paused one by one or that wait for attention.
     pub fn set_paused(&self, paused: bool) -> Result<(), CoreError> {
-        let conn = self.db.connect()?;
+        let conn = self.database().connect()?;
+        if paused == self.paused()? {
+            return Ok(());
+        }
+        if paused {
+            let mut names = Vec::new();
+            for info in self.engine.schedules()? {
+                if !info.paused {
+                    self.engine.pause_schedule(&info.schedule.name)?;
+                    names.push(info.schedule.name);
+                }
+            }
+            let names = serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned());
+            schema::set_setting(&conn, schema::PAUSED_SCHEDULES, &names)?;
+        } else {
+            let names = schema::setting(&conn, schema::PAUSED_SCHEDULES)?.unwrap_or_default();
+            let names: Vec<String> = serde_json::from_str(&names).unwrap_or_default();
+            let existing: Vec<String> = self
+                .engine
+                .schedules()?
+                .into_iter()
+                .map(|info| info.schedule.name)
+                .collect();
+            for name in names.iter().filter(|n| existing.contains(n)) {
+                self.engine.resume_schedule(name)?;
+            }
+            schema::set_setting(&conn, schema::PAUSED_SCHEDULES, "[]")?;
+        }
         schema::set_setting(&conn, schema::PAUSED, if paused { "1" } else { "0" })?;
         tracing::info!(paused, "syncing paused state changed");
         Ok(())
     }
 
-    /// Asks for every configured sync to run now. Returns how many were asked; with nothing
-    /// configured that is zero, and the status line says so.
+    /// "Sync now": fires every schedule that is not paused. Returns how many were fired; with
+    /// nothing configured that is zero.
     pub fn request_sync_now(&self) -> Result<u64, CoreError> {
-        tracing::info!("sync requested; nothing is configured to sync yet");
-        Ok(0)
+        let mut fired = 0;
+        for info in self.engine.schedules()? {
+            if !info.paused {
+                self.engine.trigger_schedule(&info.schedule.name)?;
+                fired += 1;
+            }
+        }
+        tracing::info!(fired, "sync requested");
+        Ok(fired)
     }
 
     /// What runs and what is configured, in the person's words (see [`status`]).
     pub fn status(&self) -> Result<Status, CoreError> {
-        let conn = self.db.connect()?;
-        status::read(&conn)
+        let conn = self.database().connect()?;
+        status::read(&conn, &self.engine)
     }
 }

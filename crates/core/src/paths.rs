@@ -53,8 +53,15 @@ mod tests {
 
     #[test]
     fn flag_wins_over_variable_and_xdg() {
-        let env = with(&[("CONCORD_DATA_DIR", "/a"), ("XDG_DATA_HOME", "/x"), ("HOME", "/h")]);
-        assert_eq!(resolve(Some("/f".into()), &env).unwrap(), PathBuf::from("/f"));
+        let env = with(&[
+            ("CONCORD_DATA_DIR", "/a"),
+            ("XDG_DATA_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(
+            resolve(Some("/f".into()), &env).unwrap(),
+            PathBuf::from("/f")
+        );
         assert_eq!(resolve(None, &env).unwrap(), PathBuf::from("/a"));
     }
 
@@ -71,7 +78,10 @@ mod tests {
 
     #[test]
     fn nothing_to_go_on_is_an_error() {
-        assert!(matches!(resolve(None, with(&[])), Err(CoreError::NoDataDir)));
+        assert!(matches!(
+            resolve(None, with(&[])),
+            Err(CoreError::NoDataDir)
+        ));
     }
 
     #[test]

@@ -6,16 +6,205 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub const COMPONENT: &str = "core";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "CREATE TABLE settings (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "CREATE TABLE settings (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         ) STRICT;",
-}];
+    },
+    // Feeds (src/feeds/store.rs): subscriptions, their fetch state and address history,
+    // entries with read/starred state, keyword mute rules, hosts that asked us to slow down.
+    Migration {
+        version: 2,
+        sql: "CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL DEFAULT '',
+            site_url TEXT,
+            folder TEXT,
+            added_at_ms INTEGER NOT NULL,
+            muted INTEGER NOT NULL DEFAULT 0,
+            interval_override_s INTEGER,
+            retired_at_ms INTEGER,
+            retired_reason TEXT
+        ) STRICT;
+        CREATE TABLE feed_fetch_state (
+            feed_id INTEGER PRIMARY KEY REFERENCES feeds (id) ON DELETE CASCADE,
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT,
+            max_age_s INTEGER,
+            ttl_s INTEGER,
+            skip_hours TEXT NOT NULL DEFAULT '',
+            skip_days TEXT NOT NULL DEFAULT '',
+            last_checked_ms INTEGER,
+            last_success_ms INTEGER,
+            last_status INTEGER,
+            next_check_ms INTEGER NOT NULL DEFAULT 0,
+            next_reason TEXT NOT NULL DEFAULT 'new: checked at the next refresh',
+            interval_s INTEGER,
+            failures INTEGER NOT NULL DEFAULT 0,
+            failing_since_ms INTEGER,
+            last_error TEXT,
+            suggestion TEXT,
+            dead INTEGER NOT NULL DEFAULT 0,
+            moved_to TEXT,
+            moved_seen INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+        CREATE INDEX feed_fetch_state_due ON feed_fetch_state (next_check_ms);
+        CREATE TABLE feed_url_history (
+            feed_id INTEGER NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
+            old_url TEXT NOT NULL,
+            new_url TEXT NOT NULL,
+            changed_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE feed_entries (
+            id INTEGER PRIMARY KEY,
+            feed_id INTEGER NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
+            entry_key TEXT NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            url TEXT,
+            author TEXT,
+            summary_html TEXT,
+            content_html TEXT,
+            published_ms INTEGER,
+            updated_ms INTEGER,
+            content_hash TEXT NOT NULL,
+            first_seen_ms INTEGER NOT NULL,
+            last_seen_ms INTEGER NOT NULL,
+            changed_ms INTEGER,
+            read INTEGER NOT NULL DEFAULT 0,
+            starred INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (feed_id, entry_key)
+        ) STRICT;
+        CREATE INDEX feed_entries_by_feed_read ON feed_entries (feed_id, read);
+        CREATE INDEX feed_entries_by_feed_published ON feed_entries (feed_id, published_ms);
+        CREATE INDEX feed_entries_recent ON feed_entries (first_seen_ms);
+        CREATE TABLE feed_mute_rules (
+            keyword TEXT PRIMARY KEY
+        ) STRICT;
+        CREATE TABLE feed_hosts (
+            host TEXT PRIMARY KEY,
+            slow_until_ms INTEGER NOT NULL,
+            reason TEXT NOT NULL
+        ) STRICT;",
+    },
+    // Calendar and contact sync (src/sync/state.rs): accounts and their collections
+    // (storages), pairs with their change-detection tokens, per item and side what was last
+    // seen and what was last synced (with the base content for three-way merges), every
+    // overwritten or deleted version, quarantined items, and open conflicts (resolved ones
+    // leave this table; their losing versions go to item_history).
+    Migration {
+        version: 3,
+        sql: "CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            url TEXT NOT NULL,
+            username TEXT,
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE storages (
+            id INTEGER PRIMARY KEY,
+            account_id INTEGER REFERENCES accounts (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            item_kind TEXT NOT NULL,
+            location TEXT NOT NULL,
+            display_name TEXT,
+            color TEXT,
+            UNIQUE (kind, location)
+        ) STRICT;
+        CREATE TABLE pairs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            a_storage_id INTEGER NOT NULL REFERENCES storages (id) ON DELETE CASCADE,
+            b_storage_id INTEGER NOT NULL REFERENCES storages (id) ON DELETE CASCADE,
+            direction TEXT NOT NULL DEFAULT 'two-way',
+            conflict_policy TEXT NOT NULL DEFAULT 'ask',
+            a_token TEXT,
+            b_token TEXT,
+            stopped_reason TEXT,
+            last_sync_at_ms INTEGER,
+            last_error TEXT,
+            next_check_after_ms INTEGER,
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE item_seen (
+            pair_id INTEGER NOT NULL REFERENCES pairs (id) ON DELETE CASCADE,
+            side TEXT NOT NULL CHECK (side IN ('a', 'b')),
+            href TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            uid TEXT,
+            hash TEXT,
+            PRIMARY KEY (pair_id, side, href)
+        ) STRICT;
+        CREATE TABLE item_state (
+            pair_id INTEGER NOT NULL REFERENCES pairs (id) ON DELETE CASCADE,
+            uid TEXT NOT NULL,
+            a_href TEXT NOT NULL,
+            a_etag TEXT NOT NULL,
+            a_hash TEXT NOT NULL,
+            b_href TEXT NOT NULL,
+            b_etag TEXT NOT NULL,
+            b_hash TEXT NOT NULL,
+            base BLOB NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            synced_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (pair_id, uid)
+        ) STRICT;
+        CREATE TABLE item_history (
+            id INTEGER PRIMARY KEY,
+            pair_id INTEGER REFERENCES pairs (id) ON DELETE SET NULL,
+            storage_id INTEGER REFERENCES storages (id) ON DELETE SET NULL,
+            uid TEXT NOT NULL,
+            side TEXT NOT NULL,
+            href TEXT,
+            summary TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            content BLOB NOT NULL,
+            recorded_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX item_history_by_uid ON item_history (uid, recorded_at_ms);
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            pair_id INTEGER NOT NULL REFERENCES pairs (id) ON DELETE CASCADE,
+            side TEXT NOT NULL,
+            href TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            seen_at_ms INTEGER NOT NULL,
+            UNIQUE (pair_id, side, href)
+        ) STRICT;
+        CREATE TABLE conflicts (
+            id INTEGER PRIMARY KEY,
+            pair_id INTEGER NOT NULL REFERENCES pairs (id) ON DELETE CASCADE,
+            uid TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            properties TEXT NOT NULL DEFAULT '[]',
+            base BLOB,
+            a_href TEXT,
+            a_etag TEXT,
+            a_hash TEXT,
+            a_content BLOB,
+            b_href TEXT,
+            b_etag TEXT,
+            b_hash TEXT,
+            b_content BLOB,
+            opened_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            UNIQUE (pair_id, uid)
+        ) STRICT;",
+    },
+];
 
 /// Settings keys.
 pub const PAUSED: &str = "paused";
+/// The schedules that pausing paused (a JSON list of names), so resuming resumes only those.
+pub const PAUSED_SCHEDULES: &str = "paused_schedules";
 
 pub fn setting(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {

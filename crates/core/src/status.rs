@@ -1,6 +1,9 @@
 //! The state of things in the person's words: one line for the tray menu and the window, the
 //! state that picks the tray icon, and the counts behind them (also `concord status --json`).
 
+use std::collections::HashSet;
+
+use concord_durable::{Engine, RunFilter, RunInfo, RunState};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -34,6 +37,8 @@ pub struct Status {
     pub pairs: u64,
     pub feeds: u64,
     pub conflicts: u64,
+    /// Jobs stopped until the person acts (a password was refused, a server is gone).
+    pub attention: u64,
     pub jobs: JobCounts,
     /// Processes running the scheduler on this database now (tray app, `concord daemon`).
     pub workers: u64,
@@ -57,8 +62,14 @@ impl Status {
         };
         (self.state, self.line) = if self.conflicts > 0 {
             (StatusState::Attention, plural(self.conflicts, "conflict"))
+        } else if self.attention > 0 {
+            let jobs = plural(self.attention, "job");
+            (StatusState::Attention, format!("{jobs} need your attention: see Activity"))
         } else if self.paused {
-            (StatusState::Paused, "Paused: syncing is off until you resume".to_owned())
+            (
+                StatusState::Paused,
+                "Paused: syncing is off until you resume".to_owned(),
+            )
         } else if self.jobs.running > 0 {
             (StatusState::Syncing, "Syncing…".to_owned())
         } else if self.jobs.failed > 0 {
@@ -75,10 +86,23 @@ impl Status {
     }
 }
 
-/// Reads the status from the database. Tables of features that arrive with later migrations
-/// count as empty until they exist.
-pub fn read(conn: &Connection) -> Result<Status, CoreError> {
+/// How many recent runs the status looks at to find which jobs are failing now.
+const RECENT_RUNS: usize = 500;
+
+/// Reads the status from the database and the job engine. Tables of features that arrive with
+/// later migrations count as empty until they exist.
+pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
     let paused = schema::setting(conn, schema::PAUSED)?.as_deref() == Some("1");
+    let summary = engine.summary()?;
+    let recent = engine.runs(&RunFilter {
+        limit: RECENT_RUNS,
+        ..RunFilter::default()
+    })?;
+    let attention = summary
+        .schedules
+        .iter()
+        .filter(|s| s.attention.is_some())
+        .count();
     let status = Status {
         state: StatusState::Idle,
         line: String::new(),
@@ -87,11 +111,40 @@ pub fn read(conn: &Connection) -> Result<Status, CoreError> {
         pairs: count_rows(conn, "pairs")?,
         feeds: count_rows(conn, "feeds")?,
         conflicts: count_rows(conn, "conflicts")?,
-        jobs: JobCounts::default(),
-        workers: 0,
-        last_sync_at: None,
+        attention: u64::try_from(attention).unwrap_or(u64::MAX),
+        jobs: JobCounts {
+            pending: summary.count(RunState::Pending) + summary.count(RunState::Sleeping),
+            running: summary.count(RunState::Running),
+            failed: failing_now(&recent),
+        },
+        workers: u64::try_from(summary.live_workers.len()).unwrap_or(u64::MAX),
+        last_sync_at: last_sync(&recent),
     };
     Ok(status.describe())
+}
+
+/// Failed runs that are still the latest attempt at their job: a failure that a later run of
+/// the same job fixed no longer counts. `recent` is newest first.
+fn failing_now(recent: &[RunInfo]) -> u64 {
+    let mut seen = HashSet::new();
+    let failing = recent
+        .iter()
+        .filter(|run| seen.insert((run.kind.as_str(), run.idempotency_key.as_str())))
+        .filter(|run| run.state == RunState::Failed)
+        .count();
+    u64::try_from(failing).unwrap_or(u64::MAX)
+}
+
+/// When the last sync or feed refresh completed, as RFC 3339 in local time.
+fn last_sync(recent: &[RunInfo]) -> Option<String> {
+    let finished_ms = recent
+        .iter()
+        .filter(|run| run.state == RunState::Completed)
+        .filter(|run| run.kind.starts_with("sync.") || run.kind.starts_with("feeds."))
+        .filter_map(|run| run.finished_at_ms)
+        .max()?;
+    let at = chrono::DateTime::from_timestamp_millis(finished_ms)?;
+    Some(at.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
 }
 
 fn count_rows(conn: &Connection, table: &str) -> Result<u64, CoreError> {
@@ -107,7 +160,9 @@ fn count_rows(conn: &Connection, table: &str) -> Result<u64, CoreError> {
         return Ok(0);
     }
     // `table` is one of this module's own names, never outside input.
-    let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| r.get(0))?;
+    let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| {
+        r.get(0)
+    })?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -148,13 +203,77 @@ mod tests {
             pairs: 1,
             feeds: 0,
             conflicts,
-            jobs: JobCounts { pending: 0, running: 1, failed },
+            attention: 0,
+            jobs: JobCounts {
+                pending: 0,
+                running: 1,
+                failed,
+            },
             workers: 1,
             last_sync_at: None,
         };
         let s = base(3, 1).describe();
-        assert_eq!((s.state, s.line.as_str()), (StatusState::Attention, "3 conflicts"));
+        assert_eq!(
+            (s.state, s.line.as_str()),
+            (StatusState::Attention, "3 conflicts")
+        );
         let s = base(0, 1).describe();
         assert_eq!(s.state, StatusState::Paused);
+        let s = Status { paused: false, ..base(0, 1) }.describe();
+        assert_eq!(s.state, StatusState::Syncing);
+        let s = Status { attention: 2, ..base(0, 0) }.describe();
+        assert_eq!(s.state, StatusState::Attention);
+        assert_eq!(s.line, "2 jobs need your attention: see Activity");
+    }
+
+    #[test]
+    fn pausing_pauses_schedules_and_resuming_leaves_the_persons_own_pauses() {
+        use concord_durable::Schedule;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        let engine = concord.engine();
+        for name in ["a", "b"] {
+            let every = Schedule::every(name, "sync.x", Duration::from_secs(900), "{}".into());
+            engine.put_schedule(&every).unwrap();
+        }
+        engine.pause_schedule("b").unwrap();
+        concord.set_paused(true).unwrap();
+        assert!(engine.schedules().unwrap().iter().all(|s| s.paused));
+        concord.set_paused(false).unwrap();
+        let paused: Vec<_> = engine
+            .schedules()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.schedule.name, s.paused))
+            .collect();
+        assert_eq!(paused, [("a".to_owned(), false), ("b".to_owned(), true)]);
+    }
+
+    #[test]
+    fn a_failure_fixed_by_a_later_run_no_longer_counts() {
+        let run = |id, key: &str, state| RunInfo {
+            id: concord_durable::RunId(id),
+            kind: "sync.pair".into(),
+            idempotency_key: key.into(),
+            state,
+            attempts: 1,
+            group: None,
+            schedule: None,
+            created_at_ms: id,
+            started_at_ms: None,
+            finished_at_ms: Some(id),
+            next_at_ms: None,
+            error: None,
+            error_class: None,
+            cancel_requested: false,
+        };
+        let newest_first = [
+            run(3, "a", RunState::Completed),
+            run(2, "b", RunState::Failed),
+            run(1, "a", RunState::Failed),
+        ];
+        assert_eq!(failing_now(&newest_first), 1);
+        assert!(last_sync(&newest_first).is_some());
     }
 }

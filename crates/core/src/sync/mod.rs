@@ -1,0 +1,70 @@
+//! Calendar and contact sync: pairs of storages (CalDAV, CardDAV, webcal, vdir) kept equal
+//! by a three-way reconcile against the last synced state.
+//!
+//! Map: [`item`] reads items (UID, normalized hash, summary) without rewriting them;
+//! [`storage`] is the common protocol of [`vdir`], [`caldav`] (CalDAV and CardDAV) and
+//! [`webcal`]; [`state`] is what is remembered (accounts, pairs, per-item state with base
+//! content, history, quarantine, conflicts); [`reconcile`] plans, using [`merge`] for
+//! disjoint edits; [`run`] observes, guards, applies, and is the durable workflow.
+//!
+//! Invariants: an item's bytes travel as the source gave them (only merges write new text);
+//! every write is conditional; every overwritten or deleted version is in `item_history`
+//! before the write; a conflict or an unreadable item never stops the rest of the pair.
+
+pub mod caldav;
+pub mod item;
+pub mod merge;
+pub mod reconcile;
+pub mod run;
+pub mod state;
+pub mod storage;
+pub mod vdir;
+pub mod webcal;
+
+pub use run::{CredentialSource, PairSync, Report, SyncOptions, sync_durably, sync_pair};
+pub use state::Side;
+
+use crate::dav::DavError;
+use storage::StorageError;
+
+/// Why a sync could not run, classified once for the durable engine.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Database(#[from] concord_durable::DbError),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("there is no pair named {0:?} (see `concord pair list`)")]
+    NoSuchPair(String),
+    #[error("reading the password from the keyring failed: {0}")]
+    Secret(String),
+    #[error(transparent)]
+    Engine(#[from] concord_durable::Error),
+    #[error("the sync run failed: {0}")]
+    Run(String),
+}
+
+impl SyncError {
+    /// The person must act before a retry can help (password, address, certificate).
+    pub fn needs_attention(&self) -> bool {
+        match self {
+            SyncError::Storage(err) => err.needs_attention(),
+            SyncError::Secret(_) | SyncError::NoSuchPair(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Worth retrying on its own: the network, a busy server or database.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Storage(StorageError::Dav(
+                DavError::Timeout { .. } | DavError::Request { .. } | DavError::Status { .. },
+            )) => !self.needs_attention(),
+            SyncError::Storage(StorageError::Io { .. }) => true,
+            SyncError::Database(_) | SyncError::Sql(_) | SyncError::Engine(_) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,707 @@
+//! The three-way plan: for every UID, compare what each side holds now with what both held at
+//! the last sync, and decide creates, updates and deletes per side, merges of disjoint edits,
+//! or a conflict. Pure: no I/O, so every rule is table-tested. Equal changes on both sides are
+//! no conflict; a conflict affects only its own item.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::merge::{Merge, merge};
+use super::state::{Conflict, ConflictPolicy, ConflictSide, Direction, Side, Synced, SyncedSide};
+
+/// An item as a side holds it now. `raw` is present whenever the item differs from the last
+/// synced state (the caller fetches those).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub href: String,
+    pub etag: String,
+    pub hash: String,
+    pub summary: String,
+    pub raw: Option<Vec<u8>>,
+}
+
+impl Current {
+    fn synced_side(&self) -> SyncedSide {
+        SyncedSide {
+            href: self.href.clone(),
+            etag: self.etag.clone(),
+            hash: self.hash.clone(),
+        }
+    }
+
+    fn content(&self) -> Vec<u8> {
+        self.raw.clone().unwrap_or_default()
+    }
+}
+
+/// One step of the plan. Contents are not shown in `--json` plans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Write the other side's item to `side`, where it does not exist.
+    Create {
+        side: Side,
+        uid: String,
+        summary: String,
+        #[serde(skip)]
+        content: Vec<u8>,
+        #[serde(skip)]
+        source: SyncedSide,
+    },
+    /// Replace the item on `side` (at `href`, if still at `etag`) with the other side's.
+    Update {
+        side: Side,
+        uid: String,
+        summary: String,
+        href: String,
+        #[serde(skip)]
+        etag: String,
+        #[serde(skip)]
+        content: Vec<u8>,
+        #[serde(skip)]
+        source: SyncedSide,
+        #[serde(skip)]
+        previous: Vec<u8>,
+    },
+    /// Delete the item on `side`: it was deleted on the other.
+    Delete {
+        side: Side,
+        uid: String,
+        summary: String,
+        href: String,
+        #[serde(skip)]
+        etag: String,
+        #[serde(skip)]
+        previous: Vec<u8>,
+    },
+    /// Both sides edited different properties: write the merged item to both.
+    Merge {
+        uid: String,
+        summary: String,
+        #[serde(skip)]
+        content: Vec<u8>,
+        #[serde(skip)]
+        a: SyncedSide,
+        #[serde(skip)]
+        b: SyncedSide,
+        #[serde(skip)]
+        previous_a: Vec<u8>,
+        #[serde(skip)]
+        previous_b: Vec<u8>,
+    },
+    /// Both sides hold the same content: remember it (new etags, or equal edits).
+    Record {
+        uid: String,
+        summary: String,
+        #[serde(skip)]
+        synced: Synced,
+    },
+    /// Gone on both sides: forget it.
+    Forget { uid: String, summary: String },
+    /// Changes that need the person.
+    Conflict {
+        uid: String,
+        summary: String,
+        kind: String,
+        properties: Vec<String>,
+        #[serde(skip)]
+        conflict: Conflict,
+    },
+}
+
+impl Action {
+    pub fn uid(&self) -> &str {
+        match self {
+            Action::Create { uid, .. }
+            | Action::Update { uid, .. }
+            | Action::Delete { uid, .. }
+            | Action::Merge { uid, .. }
+            | Action::Record { uid, .. }
+            | Action::Forget { uid, .. }
+            | Action::Conflict { uid, .. } => uid,
+        }
+    }
+
+    /// A short line for people: "create on b: Team meeting (…)".
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Create { side, summary, .. } => {
+                format!("create on {}: {summary}", side.as_str())
+            }
+            Action::Update { side, summary, .. } => {
+                format!("update on {}: {summary}", side.as_str())
+            }
+            Action::Delete { side, summary, .. } => {
+                format!("delete on {}: {summary}", side.as_str())
+            }
+            Action::Merge { summary, .. } => format!("merge both sides' edits: {summary}"),
+            Action::Record { summary, .. } => format!("already equal: {summary}"),
+            Action::Forget { summary, .. } => format!("deleted on both sides: {summary}"),
+            Action::Conflict {
+                summary,
+                kind,
+                properties,
+                ..
+            } => {
+                if properties.is_empty() {
+                    format!("conflict ({kind}): {summary}")
+                } else {
+                    format!("conflict ({kind}: {}): {summary}", properties.join(", "))
+                }
+            }
+        }
+    }
+}
+
+/// What the plan would do, counted, as `--dry-run` prints it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlanCounts {
+    pub create_a: usize,
+    pub create_b: usize,
+    pub update_a: usize,
+    pub update_b: usize,
+    pub delete_a: usize,
+    pub delete_b: usize,
+    pub merged: usize,
+    pub conflicts: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    pub fn counts(&self) -> PlanCounts {
+        let mut c = PlanCounts::default();
+        for action in &self.actions {
+            match action {
+                Action::Create { side: Side::A, .. } => c.create_a += 1,
+                Action::Create { side: Side::B, .. } => c.create_b += 1,
+                Action::Update { side: Side::A, .. } => c.update_a += 1,
+                Action::Update { side: Side::B, .. } => c.update_b += 1,
+                Action::Delete { side: Side::A, .. } => c.delete_a += 1,
+                Action::Delete { side: Side::B, .. } => c.delete_b += 1,
+                Action::Merge { .. } => c.merged += 1,
+                Action::Conflict { .. } => c.conflicts += 1,
+                Action::Record { .. } | Action::Forget { .. } => {}
+            }
+        }
+        c
+    }
+
+    /// Actions that change something (not mere bookkeeping).
+    pub fn changes(&self) -> impl Iterator<Item = &Action> {
+        self.actions
+            .iter()
+            .filter(|a| !matches!(a, Action::Record { .. } | Action::Forget { .. }))
+    }
+}
+
+/// Everything the plan is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub synced: &'a BTreeMap<String, Synced>,
+    pub a: &'a BTreeMap<String, Current>,
+    pub b: &'a BTreeMap<String, Current>,
+    /// Open conflicts by UID, with the side hashes they were recorded at.
+    pub open_conflicts: &'a BTreeMap<String, super::state::RecordedHashes>,
+    pub direction: Direction,
+    pub policy: ConflictPolicy,
+}
+
+/// Plans the sync of every UID either side or the state knows.
+pub fn plan(inputs: Inputs<'_>) -> Plan {
+    let uids: BTreeSet<&String> = inputs
+        .synced
+        .keys()
+        .chain(inputs.a.keys())
+        .chain(inputs.b.keys())
+        .collect();
+    let mut actions = Vec::new();
+    for uid in uids {
+        if let Some(action) = plan_item(&inputs, uid) {
+            if let Action::Conflict { conflict, .. } = &action {
+                let hashes = (
+                    conflict.a.as_ref().map(|s| s.hash.clone()),
+                    conflict.b.as_ref().map(|s| s.hash.clone()),
+                );
+                // Already recorded as it stands: nothing new to say.
+                if inputs.open_conflicts.get(uid) == Some(&hashes) {
+                    continue;
+                }
+            }
+            actions.push(action);
+        }
+    }
+    Plan { actions }
+}
+
+fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
+    let (s, a, b) = (inputs.synced.get(uid), inputs.a.get(uid), inputs.b.get(uid));
+    let writes = |side| inputs.direction.writes(side);
+    let current = |side| match side {
+        Side::A => a,
+        Side::B => b,
+    };
+    let summary = a
+        .or(b)
+        .map(|c| c.summary.clone())
+        .or_else(|| s.map(|s| s.summary.clone()))
+        .unwrap_or_default();
+    let create = |to: Side| {
+        let from = current(to.other())?;
+        writes(to).then(|| Action::Create {
+            side: to,
+            uid: uid.to_owned(),
+            summary: summary.clone(),
+            content: from.content(),
+            source: from.synced_side(),
+        })
+    };
+    let update = |to: Side, previous: Vec<u8>| {
+        let (from, target) = (current(to.other())?, current(to)?);
+        writes(to).then(|| Action::Update {
+            side: to,
+            uid: uid.to_owned(),
+            summary: summary.clone(),
+            href: target.href.clone(),
+            etag: target.etag.clone(),
+            content: from.content(),
+            source: from.synced_side(),
+            previous,
+        })
+    };
+    let record = |base: Vec<u8>| {
+        let (a, b) = (a?, b?);
+        Some(Action::Record {
+            uid: uid.to_owned(),
+            summary: summary.clone(),
+            synced: Synced {
+                uid: uid.to_owned(),
+                a: a.synced_side(),
+                b: b.synced_side(),
+                base,
+                summary: summary.clone(),
+            },
+        })
+    };
+    let conflict = |kind: &str, properties: Vec<String>, base: Option<Vec<u8>>| {
+        let side = |c: Option<&Current>| {
+            c.map(|c| ConflictSide {
+                href: c.href.clone(),
+                etag: c.etag.clone(),
+                hash: c.hash.clone(),
+                content: c.content(),
+            })
+        };
+        Some(Action::Conflict {
+            uid: uid.to_owned(),
+            summary: summary.clone(),
+            kind: kind.to_owned(),
+            properties: properties.clone(),
+            conflict: Conflict {
+                uid: uid.to_owned(),
+                kind: kind.to_owned(),
+                summary: summary.clone(),
+                properties,
+                base,
+                a: side(a),
+                b: side(b),
+            },
+        })
+    };
+    // The side whose version wins without asking, when one does.
+    let winner = match inputs.direction {
+        Direction::AToB => Some(Side::A),
+        Direction::BToA => Some(Side::B),
+        Direction::TwoWay => match inputs.policy {
+            ConflictPolicy::AWins => Some(Side::A),
+            ConflictPolicy::BWins => Some(Side::B),
+            ConflictPolicy::Ask => None,
+        },
+    };
+
+    match (s, a, b) {
+        (None, None, None) => None,
+        (None, Some(_), None) => create(Side::B),
+        (None, None, Some(_)) => create(Side::A),
+        (None, Some(x), Some(y)) => {
+            let raw = x.content();
+            if x.hash == y.hash {
+                record(raw)
+            } else if let Some(w) = winner {
+                update(
+                    w.other(),
+                    current(w.other()).map(Current::content).unwrap_or_default(),
+                )
+            } else {
+                conflict("both-created", Vec::new(), None)
+            }
+        }
+        (Some(s), None, None) => Some(Action::Forget {
+            uid: uid.to_owned(),
+            summary: s.summary.clone(),
+        }),
+        (Some(s), Some(_), None) | (Some(s), None, Some(_)) => {
+            let kept = if a.is_some() { Side::A } else { Side::B };
+            let deleted = kept.other();
+            let (kept_now, kept_then) = (current(kept)?, s.side(kept));
+            let edited = kept_now.hash != kept_then.hash;
+            let delete = || {
+                writes(kept).then(|| Action::Delete {
+                    side: kept,
+                    uid: uid.to_owned(),
+                    summary: summary.clone(),
+                    href: kept_now.href.clone(),
+                    etag: kept_now.etag.clone(),
+                    previous: kept_now.raw.clone().unwrap_or_else(|| s.base.clone()),
+                })
+            };
+            match (edited, winner) {
+                // A delete reaches the other side unless that side may not be written.
+                (false, _) if writes(kept) => delete(),
+                (false, _) => create(deleted),
+                (true, Some(w)) if w == deleted => delete(),
+                (true, Some(_)) => create(deleted),
+                // Edited here, deleted there: keep the edit until the person decides.
+                (true, None) => conflict("edit-delete", Vec::new(), Some(s.base.clone())),
+            }
+        }
+        (Some(s), Some(x), Some(y)) => {
+            let (a_changed, b_changed) = (x.hash != s.a.hash, y.hash != s.b.hash);
+            match (a_changed, b_changed) {
+                (false, false) => {
+                    let moved = x.etag != s.a.etag
+                        || y.etag != s.b.etag
+                        || x.href != s.a.href
+                        || y.href != s.b.href;
+                    if moved { record(s.base.clone()) } else { None }
+                }
+                (true, false) if writes(Side::B) => update(Side::B, s.base.clone()),
+                (false, true) if writes(Side::A) => update(Side::A, s.base.clone()),
+                (true, false) | (false, true) => None,
+                (true, true) if x.hash == y.hash => record(x.content()),
+                (true, true) => {
+                    // One-way pairs never merge: the source's version is the truth.
+                    if inputs.direction != Direction::TwoWay {
+                        let w = winner?;
+                        return update(
+                            w.other(),
+                            current(w.other()).map(Current::content).unwrap_or_default(),
+                        );
+                    }
+                    let text = |c: &Current| super::item::decode(&c.content());
+                    match merge(&super::item::decode(&s.base), &text(x), &text(y)) {
+                        Merge::Merged(merged) => Some(Action::Merge {
+                            uid: uid.to_owned(),
+                            summary: summary.clone(),
+                            content: merged.into_bytes(),
+                            a: x.synced_side(),
+                            b: y.synced_side(),
+                            previous_a: x.content(),
+                            previous_b: y.content(),
+                        }),
+                        Merge::Conflict(properties) => match winner {
+                            Some(w) => update(
+                                w.other(),
+                                current(w.other()).map(Current::content).unwrap_or_default(),
+                            ),
+                            None => conflict("both-edited", properties, Some(s.base.clone())),
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ics(summary: &str, location: &str) -> Vec<u8> {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:u\r\nSUMMARY:{summary}\r\nLOCATION:{location}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").into_bytes()
+    }
+
+    fn cur(raw: &[u8], etag: &str) -> Current {
+        let item = super::super::item::Item::parse(raw.to_vec()).unwrap();
+        Current {
+            href: "u.ics".into(),
+            etag: etag.into(),
+            hash: item.hash,
+            summary: item.summary,
+            raw: Some(raw.to_vec()),
+        }
+    }
+
+    fn synced(raw: &[u8]) -> Synced {
+        let c = cur(raw, "e0");
+        Synced {
+            uid: "u".into(),
+            a: c.synced_side(),
+            b: c.synced_side(),
+            base: raw.to_vec(),
+            summary: c.summary,
+        }
+    }
+
+    /// Plans one item: state (as synced base), A now, B now.
+    fn one(
+        base: Option<&[u8]>,
+        a: Option<&[u8]>,
+        b: Option<&[u8]>,
+        direction: Direction,
+        policy: ConflictPolicy,
+    ) -> Vec<String> {
+        let map = |x: Option<&[u8]>, etag: &str| -> BTreeMap<String, Current> {
+            x.map(|raw| {
+                (
+                    "u".to_owned(),
+                    cur(raw, if Some(raw) == base { "e0" } else { etag }),
+                )
+            })
+            .into_iter()
+            .collect()
+        };
+        let s: BTreeMap<_, _> = base
+            .map(|raw| ("u".to_owned(), synced(raw)))
+            .into_iter()
+            .collect();
+        let (a, b) = (map(a, "ea"), map(b, "eb"));
+        let open = BTreeMap::new();
+        let plan = plan(Inputs {
+            synced: &s,
+            a: &a,
+            b: &b,
+            open_conflicts: &open,
+            direction,
+            policy,
+        });
+        plan.actions
+            .iter()
+            .map(|a| a.describe().split(':').next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Name, base, A now, B now, direction, policy, the plan's lines.
+    type Case<'a> = (
+        &'a str,
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+        Option<&'a [u8]>,
+        Direction,
+        ConflictPolicy,
+        Vec<&'a str>,
+    );
+
+    #[test]
+    fn the_three_way_table() {
+        let base = ics("Meeting", "Room 1");
+        let title = ics("Planning", "Room 1");
+        let room = ics("Meeting", "Room 2");
+        let other_title = ics("Review", "Room 1");
+        let (two, ask) = (Direction::TwoWay, ConflictPolicy::Ask);
+        let b = base.as_slice();
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "new on a",
+                None,
+                Some(b),
+                None,
+                two,
+                ask,
+                vec!["create on b"],
+            ),
+            (
+                "new on b",
+                None,
+                None,
+                Some(b),
+                two,
+                ask,
+                vec!["create on a"],
+            ),
+            (
+                "new on both, equal",
+                None,
+                Some(b),
+                Some(b),
+                two,
+                ask,
+                vec!["already equal"],
+            ),
+            (
+                "new on both, different",
+                None,
+                Some(&title),
+                Some(&room),
+                two,
+                ask,
+                vec!["conflict (both-created)"],
+            ),
+            ("unchanged", Some(b), Some(b), Some(b), two, ask, vec![]),
+            (
+                "edited on a",
+                Some(b),
+                Some(&title),
+                Some(b),
+                two,
+                ask,
+                vec!["update on b"],
+            ),
+            (
+                "edited on b",
+                Some(b),
+                Some(b),
+                Some(&room),
+                two,
+                ask,
+                vec!["update on a"],
+            ),
+            (
+                "same edit on both",
+                Some(b),
+                Some(&title),
+                Some(&title),
+                two,
+                ask,
+                vec!["already equal"],
+            ),
+            (
+                "disjoint edits",
+                Some(b),
+                Some(&title),
+                Some(&room),
+                two,
+                ask,
+                vec!["merge both sides' edits"],
+            ),
+            (
+                "same property",
+                Some(b),
+                Some(&title),
+                Some(&other_title),
+                two,
+                ask,
+                vec!["conflict (both-edited"],
+            ),
+            (
+                "same property, a wins",
+                Some(b),
+                Some(&title),
+                Some(&other_title),
+                two,
+                ConflictPolicy::AWins,
+                vec!["update on b"],
+            ),
+            (
+                "deleted on a",
+                Some(b),
+                None,
+                Some(b),
+                two,
+                ask,
+                vec!["delete on b"],
+            ),
+            (
+                "deleted on b",
+                Some(b),
+                Some(b),
+                None,
+                two,
+                ask,
+                vec!["delete on a"],
+            ),
+            (
+                "deleted on both",
+                Some(b),
+                None,
+                None,
+                two,
+                ask,
+                vec!["deleted on both sides"],
+            ),
+            (
+                "deleted on a, edited on b",
+                Some(b),
+                None,
+                Some(&room),
+                two,
+                ask,
+                vec!["conflict (edit-delete)"],
+            ),
+            (
+                "deleted on a, edited on b, b wins",
+                Some(b),
+                None,
+                Some(&room),
+                two,
+                ConflictPolicy::BWins,
+                vec!["create on a"],
+            ),
+            (
+                "one-way: b's edit is not sent to a",
+                Some(b),
+                Some(b),
+                Some(&room),
+                Direction::AToB,
+                ask,
+                vec![],
+            ),
+            (
+                "one-way: deleted on b comes back",
+                Some(b),
+                Some(b),
+                None,
+                Direction::AToB,
+                ask,
+                vec!["create on b"],
+            ),
+            (
+                "one-way: a overrides both edits",
+                Some(b),
+                Some(&title),
+                Some(&other_title),
+                Direction::AToB,
+                ask,
+                vec!["update on b"],
+            ),
+            (
+                "one-way: new on b stays",
+                None,
+                None,
+                Some(b),
+                Direction::AToB,
+                ask,
+                vec![],
+            ),
+        ];
+        for (name, s, a, bb, direction, policy, want) in cases {
+            assert_eq!(one(s, a, bb, direction, policy), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_conflict_already_recorded_is_not_planned_again() {
+        let base = ics("Meeting", "Room 1");
+        let (x, y) = (
+            cur(&ics("A", "Room 1"), "ea"),
+            cur(&ics("B", "Room 1"), "eb"),
+        );
+        let s: BTreeMap<_, _> = [("u".to_owned(), synced(&base))].into();
+        let a: BTreeMap<_, _> = [("u".to_owned(), x.clone())].into();
+        let b: BTreeMap<_, _> = [("u".to_owned(), y.clone())].into();
+        let open: BTreeMap<_, _> = [("u".to_owned(), (Some(x.hash), Some(y.hash)))].into();
+        let inputs = Inputs {
+            synced: &s,
+            a: &a,
+            b: &b,
+            open_conflicts: &open,
+            direction: Direction::TwoWay,
+            policy: ConflictPolicy::Ask,
+        };
+        assert!(plan(inputs).actions.is_empty());
+    }
+}

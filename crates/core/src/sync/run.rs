@@ -1,0 +1,1055 @@
+//! One sync of one pair: observe each side (list what changed, fetch it, quarantine what cannot
+//! be read), plan three-way against the stored state, check the safety limits, and apply the
+//! plan with conditional writes. As a durable workflow the two observations and the apply are
+//! checkpointed steps; every phase is also safe to repeat, because a write that already
+//! happened is found equal on the next look and only recorded.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use concord_durable::{Ctx, Engine, EngineConfig, RunState, StepError, Workflow};
+use rusqlite::{Connection, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::SyncError;
+use super::caldav::DavCollection;
+use super::item::{Item, ItemKind};
+use super::reconcile::{Action, Current, Inputs, Plan, PlanCounts, plan};
+use super::state::{
+    self, Account, Pair, Seen, Side, StorageConfig, StorageKind, Synced, SyncedSide,
+};
+use super::storage::{Storage, StorageError};
+use super::vdir::Vdir;
+use super::webcal::Webcal;
+use crate::Concord;
+use crate::dav::Credentials;
+use crate::secrets::Secrets;
+
+/// A run stops and asks when it would delete more than this share of a side's items...
+pub const DELETE_SHARE_MAX_PERCENT: usize = 50;
+/// ...and more than this many.
+pub const DELETE_COUNT_MAX: usize = 10;
+/// Actions whose state is committed in one transaction.
+pub const APPLY_BATCH_MAX: usize = 64;
+
+/// The durable workflow kind of a pair's sync.
+pub const SYNC_WORKFLOW: &str = "sync-pair";
+
+/// Where passwords come from: the keyring for people, fixed credentials in tests.
+pub trait CredentialSource: Send + Sync {
+    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError>;
+}
+
+impl CredentialSource for Credentials {
+    fn credentials(&self, _account: &Account) -> Result<Credentials, SyncError> {
+        Ok(self.clone())
+    }
+}
+
+impl CredentialSource for Secrets {
+    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
+        let password = self
+            .password(&account.name)
+            .map_err(|err| SyncError::Secret(err.to_string()))?
+            .unwrap_or_default();
+        Ok(Credentials::new(
+            account.username.clone().unwrap_or_default(),
+            password,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncOptions {
+    /// Plan and print, write nothing (not even the state).
+    pub dry_run: bool,
+    /// The person confirmed: go past the emptied-side and mass-deletion guards once.
+    pub allow_deletes: bool,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub pair: String,
+    pub dry_run: bool,
+    pub counts: PlanCountsView,
+    /// One line per change, as `--dry-run` prints it.
+    pub plan: Vec<String>,
+    /// Writes refused because the item changed meanwhile (HTTP 412): re-read next run.
+    pub deferred: Vec<String>,
+    pub quarantined: usize,
+    /// Why the pair stopped and waits for the person, if it did.
+    pub stopped: Option<String>,
+}
+
+/// [`PlanCounts`], serializable both ways for the durable checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCountsView {
+    pub create_a: usize,
+    pub create_b: usize,
+    pub update_a: usize,
+    pub update_b: usize,
+    pub delete_a: usize,
+    pub delete_b: usize,
+    pub merged: usize,
+    pub conflicts: usize,
+}
+
+impl From<PlanCounts> for PlanCountsView {
+    fn from(c: PlanCounts) -> Self {
+        Self {
+            create_a: c.create_a,
+            create_b: c.create_b,
+            update_a: c.update_a,
+            update_b: c.update_b,
+            delete_a: c.delete_a,
+            delete_b: c.delete_b,
+            merged: c.merged,
+            conflicts: c.conflicts,
+        }
+    }
+}
+
+/// What one side showed in this run, before it is committed.
+#[derive(Debug, Default)]
+pub struct Observation {
+    side: Option<Side>,
+    complete: bool,
+    token: Option<String>,
+    refresh_after_s: Option<u64>,
+    /// The side's full view after this listing, by href.
+    seen: BTreeMap<String, Seen>,
+    /// Raw bytes fetched in this run, by href.
+    fetched: BTreeMap<String, Vec<u8>>,
+    /// Unreadable items found in this run: href, etag, summary, reason.
+    unreadable: Vec<(String, String, String, String)>,
+}
+
+/// A planned run, ready to apply.
+#[derive(Debug)]
+pub struct Prepared {
+    pub plan: Plan,
+    pub stopped: Option<String>,
+    pub quarantined: usize,
+}
+
+/// A pair opened for syncing: its configuration, both storages and a database connection.
+pub struct PairSync {
+    pair: Pair,
+    a: Storage,
+    b: Storage,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for PairSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairSync")
+            .field("pair", &self.pair.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Syncs one pair now, in this process (the CLI without a daemon, tests).
+pub async fn sync_pair(
+    concord: &Concord,
+    pair: &str,
+    credentials: &dyn CredentialSource,
+    options: &SyncOptions,
+) -> Result<Report, SyncError> {
+    let sync = PairSync::open(concord, pair, credentials)?;
+    let a = sync.observe(Side::A).await?;
+    let b = sync.observe(Side::B).await?;
+    if options.dry_run {
+        let prepared = sync.prepare(&[&a, &b], options).await?;
+        return Ok(sync.report(&prepared, true, Vec::new()));
+    }
+    sync.commit(&a)?;
+    sync.commit(&b)?;
+    let prepared = sync.prepare(&[&a, &b], options).await?;
+    sync.apply(prepared).await
+}
+
+/// The durable workflow running [`sync_pair`] as checkpointed steps: observe A, observe B,
+/// apply. Input: `{"pair": NAME, "allow_deletes": bool}`.
+pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Workflow {
+    Workflow::new(SYNC_WORKFLOW, move |ctx: Ctx| {
+        let concord = concord.clone();
+        let credentials = credentials.clone();
+        async move {
+            #[derive(Deserialize)]
+            struct Input {
+                pair: String,
+                #[serde(default)]
+                allow_deletes: bool,
+            }
+            let input: Input = ctx.input_as()?;
+            let options = SyncOptions {
+                dry_run: false,
+                allow_deletes: input.allow_deletes,
+            };
+            let sync =
+                PairSync::open(&concord, &input.pair, credentials.as_ref()).map_err(step_error)?;
+            for side in Side::BOTH {
+                ctx.step(&format!("observe-{}", side.as_str()), || async {
+                    let observation = sync.observe(side).await.map_err(step_error)?;
+                    sync.commit(&observation).map_err(step_error)?;
+                    Ok::<_, StepError>(observation.seen.len())
+                })
+                .await?;
+            }
+            let report = ctx
+                .step("apply", || async {
+                    let prepared = sync.prepare(&[], &options).await.map_err(step_error)?;
+                    sync.apply(prepared).await.map_err(step_error)
+                })
+                .await?;
+            if let Some(reason) = &report.stopped {
+                return Err(StepError::needs_attention(reason.clone()));
+            }
+            serde_json::to_value(report).map_err(|err| StepError::permanent(err.to_string()))
+        }
+    })
+}
+
+/// How long [`sync_durably`] waits for a run another (perhaps dead) process holds, and for
+/// retries that are due soon.
+pub const DURABLE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs a pair's sync as a durable workflow run, executed by this process, and waits for it.
+/// A run a killed process left half done is resumed (its completed steps are not repeated)
+/// once that process's lease has expired.
+pub async fn sync_durably(
+    concord: &Concord,
+    pair: &str,
+    credentials: Arc<dyn CredentialSource>,
+    allow_deletes: bool,
+) -> Result<Report, SyncError> {
+    let engine = Engine::new(
+        concord.database().clone(),
+        EngineConfig {
+            worker_label: "cli".to_owned(),
+            ..EngineConfig::default()
+        },
+    )?;
+    engine.register(workflow(concord.clone(), credentials));
+    let input = serde_json::json!({ "pair": pair, "allow_deletes": allow_deletes });
+    let id = engine.start(SYNC_WORKFLOW, &format!("{SYNC_WORKFLOW}:{pair}"), input)?;
+    let deadline = tokio::time::Instant::now() + DURABLE_WAIT_MAX;
+    loop {
+        engine.run_until_idle().await?;
+        let detail = engine.show(id)?;
+        match detail.run.state {
+            RunState::Completed => {
+                let result = detail.result.unwrap_or_default();
+                return serde_json::from_value(result)
+                    .map_err(|err| SyncError::Run(err.to_string()));
+            }
+            RunState::Failed | RunState::Cancelled => {
+                let error = detail
+                    .run
+                    .error
+                    .unwrap_or_else(|| "the run failed".to_owned());
+                let stopped = state::pair(&concord.database().connect()?, pair)?
+                    .and_then(|p| p.stopped_reason);
+                return match stopped {
+                    Some(reason) if reason == error => Ok(Report {
+                        pair: pair.to_owned(),
+                        stopped: Some(reason),
+                        ..Report::default()
+                    }),
+                    _ => Err(SyncError::Run(error)),
+                };
+            }
+            state if tokio::time::Instant::now() >= deadline => {
+                let error = detail
+                    .run
+                    .error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                return Err(SyncError::Run(format!(
+                    "run {id} is still {state}{error}; it continues in the background"
+                )));
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
+}
+
+fn step_error(err: SyncError) -> StepError {
+    let message = err.to_string();
+    if err.needs_attention() {
+        StepError::needs_attention(message)
+    } else if err.is_transient() {
+        StepError::transient(message)
+    } else {
+        StepError::permanent(message)
+    }
+}
+
+/// Opens the storage a configuration names.
+pub fn open_storage(
+    config: &StorageConfig,
+    account: Option<&Account>,
+    credentials: &dyn CredentialSource,
+) -> Result<Storage, SyncError> {
+    let creds = match account {
+        Some(account) => credentials.credentials(account)?,
+        None => Credentials::new("", ""),
+    };
+    Ok(match config.kind {
+        StorageKind::Vdir => Storage::Vdir(Vdir::open(
+            std::path::Path::new(&config.location),
+            config.item_kind,
+        )?),
+        StorageKind::Caldav => Storage::Dav(DavCollection::new(
+            &config.location,
+            &creds,
+            ItemKind::Calendar,
+        )?),
+        StorageKind::Carddav => Storage::Dav(DavCollection::new(
+            &config.location,
+            &creds,
+            ItemKind::Contact,
+        )?),
+        StorageKind::Webcal => Storage::Webcal(Webcal::new(&config.location, &creds)?),
+    })
+}
+
+impl PairSync {
+    pub fn open(
+        concord: &Concord,
+        pair: &str,
+        credentials: &dyn CredentialSource,
+    ) -> Result<Self, SyncError> {
+        let conn = concord.database().connect()?;
+        let pair =
+            state::pair(&conn, pair)?.ok_or_else(|| SyncError::NoSuchPair(pair.to_owned()))?;
+        let account = |config: &StorageConfig| -> Result<Option<Account>, SyncError> {
+            Ok(match config.account_id {
+                Some(id) => state::account_by_id(&conn, id)?,
+                None => None,
+            })
+        };
+        let a = open_storage(&pair.a, account(&pair.a)?.as_ref(), credentials)?;
+        let b = open_storage(&pair.b, account(&pair.b)?.as_ref(), credentials)?;
+        Ok(Self {
+            pair,
+            a,
+            b,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn pair(&self) -> &Pair {
+        &self.pair
+    }
+
+    pub fn storage(&self, side: Side) -> &Storage {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lists what changed on `side` since the stored token and fetches it.
+    pub async fn observe(&self, side: Side) -> Result<Observation, SyncError> {
+        let storage = self.storage(side);
+        let (previous, token) = {
+            let conn = self.conn();
+            let pair = state::pair_by_id(&conn, self.pair.id)?;
+            (
+                state::seen(&conn, self.pair.id, side)?,
+                pair.token(side).map(str::to_owned),
+            )
+        };
+        let listing = storage.changes(token.as_deref()).await?;
+        let mut seen = if listing.complete {
+            BTreeMap::new()
+        } else {
+            let mut kept = previous.clone();
+            for href in &listing.deleted {
+                kept.remove(href);
+            }
+            kept
+        };
+        let mut to_fetch = Vec::new();
+        for listed in &listing.changed {
+            match previous.get(&listed.href) {
+                Some(known) if known.etag == listed.etag => {
+                    seen.insert(listed.href.clone(), known.clone());
+                }
+                _ => to_fetch.push(listed.href.clone()),
+            }
+        }
+        let mut observation = Observation {
+            side: Some(side),
+            complete: listing.complete,
+            token: listing.token,
+            refresh_after_s: listing.refresh_after_s,
+            ..Observation::default()
+        };
+        for fetched in storage.fetch(&to_fetch).await? {
+            let (uid, hash) = match Item::parse(fetched.raw.clone()) {
+                Ok(item) => (Some(item.uid), Some(item.hash)),
+                Err(unreadable) => {
+                    observation.unreadable.push((
+                        fetched.href.clone(),
+                        fetched.etag.clone(),
+                        unreadable.summary,
+                        unreadable.reason,
+                    ));
+                    (None, None)
+                }
+            };
+            seen.insert(
+                fetched.href.clone(),
+                Seen {
+                    href: fetched.href.clone(),
+                    etag: fetched.etag,
+                    uid,
+                    hash,
+                },
+            );
+            observation.fetched.insert(fetched.href, fetched.raw);
+        }
+        observation.seen = seen;
+        Ok(observation)
+    }
+
+    /// Stores an observation: the side's view, its token, and its quarantine.
+    pub fn commit(&self, observation: &Observation) -> Result<(), SyncError> {
+        let Some(side) = observation.side else {
+            return Ok(());
+        };
+        let mut conn = self.conn();
+        let synced = state::synced(&conn, self.pair.id)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM item_seen WHERE pair_id = ?1 AND side = ?2",
+            rusqlite::params![self.pair.id, side.as_str()],
+        )?;
+        for seen in observation.seen.values() {
+            state::put_seen(&tx, self.pair.id, side, seen)?;
+        }
+        state::set_token(&tx, self.pair.id, side, observation.token.as_deref())?;
+        if let Some(after_s) = observation.refresh_after_s {
+            let next = state::now_ms()
+                .saturating_add(i64::try_from(after_s.saturating_mul(1000)).unwrap_or(i64::MAX));
+            tx.execute(
+                "UPDATE pairs SET next_check_after_ms = ?2 WHERE id = ?1",
+                rusqlite::params![self.pair.id, next],
+            )?;
+        }
+        // Quarantine: release what is gone or readable now, then add what is not.
+        let existing: Vec<String> = tx
+            .prepare("SELECT href FROM quarantine WHERE pair_id = ?1 AND side = ?2")?
+            .query_map(rusqlite::params![self.pair.id, side.as_str()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for href in existing {
+            let keep = observation.seen.get(&href).is_some_and(|s| s.uid.is_none());
+            if !keep {
+                state::release(&tx, self.pair.id, side, &href)?;
+            }
+        }
+        for (href, etag, summary, reason) in &observation.unreadable {
+            state::quarantine(&tx, self.pair.id, side, href, etag, summary, reason)?;
+        }
+        for (dup, kept) in duplicates(&observation.seen, &synced, side).1 {
+            let reason = format!(
+                "another item ({kept}) has the same UID {}; only that one is synced",
+                dup.uid.as_deref().unwrap_or_default()
+            );
+            state::quarantine(&tx, self.pair.id, side, &dup.href, &dup.etag, "", &reason)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Plans the run from the stored views (and what `observations` already fetched), and
+    /// checks the safety limits.
+    pub async fn prepare(
+        &self,
+        observations: &[&Observation],
+        options: &SyncOptions,
+    ) -> Result<Prepared, SyncError> {
+        let (synced, conflicts, stored) = {
+            let conn = self.conn();
+            (
+                state::synced(&conn, self.pair.id)?,
+                state::conflicts(&conn, self.pair.id)?,
+                [
+                    state::seen(&conn, self.pair.id, Side::A)?,
+                    state::seen(&conn, self.pair.id, Side::B)?,
+                ],
+            )
+        };
+        let mut views: [BTreeMap<String, Current>; 2] = [BTreeMap::new(), BTreeMap::new()];
+        let mut quarantined = 0;
+        let mut complete = [false; 2];
+        for (i, side) in Side::BOTH.into_iter().enumerate() {
+            let observed = observations.iter().find(|o| o.side == Some(side));
+            let seen = observed.map_or(&stored[i], |o| &o.seen);
+            complete[i] = observed.is_none_or(|o| o.complete);
+            let (unique, dups) = duplicates(seen, &synced, side);
+            quarantined += dups.len() + seen.values().filter(|s| s.uid.is_none()).count();
+            let mut missing = Vec::new();
+            for (uid, s) in &unique {
+                let hash = s.hash.clone().unwrap_or_default();
+                let unchanged = synced.get(uid).is_some_and(|st| st.side(side).hash == hash);
+                let raw = observed.and_then(|o| o.fetched.get(&s.href).cloned());
+                if raw.is_none() && !unchanged {
+                    missing.push(s.href.clone());
+                }
+                views[i].insert(
+                    uid.clone(),
+                    Current {
+                        href: s.href.clone(),
+                        etag: s.etag.clone(),
+                        hash,
+                        summary: synced
+                            .get(uid)
+                            .map(|st| st.summary.clone())
+                            .unwrap_or_default(),
+                        raw,
+                    },
+                );
+            }
+            for fetched in self.storage(side).fetch(&missing).await? {
+                if let Ok(item) = Item::parse(fetched.raw.clone())
+                    && let Some(current) = views[i].get_mut(&item.uid)
+                {
+                    current.etag = fetched.etag;
+                    current.hash = item.hash;
+                    current.raw = Some(fetched.raw);
+                }
+            }
+            for current in views[i].values_mut() {
+                if let Some(raw) = &current.raw
+                    && let Ok(item) = Item::parse(raw.clone())
+                {
+                    current.summary = item.summary;
+                }
+            }
+            // Gone since listed: leave it out rather than act on what we cannot read.
+            let gone: Vec<String> = views[i]
+                .iter()
+                .filter(|(uid, c)| {
+                    c.raw.is_none()
+                        && synced
+                            .get(*uid)
+                            .is_none_or(|st| st.side(side).hash != c.hash)
+                })
+                .map(|(uid, _)| uid.clone())
+                .collect();
+            for uid in gone {
+                views[i].remove(&uid);
+            }
+        }
+        let [a, b] = &views;
+        let plan = plan(Inputs {
+            synced: &synced,
+            a,
+            b,
+            open_conflicts: &conflicts,
+            direction: self.pair.direction,
+            policy: self.pair.conflict_policy,
+        });
+        let stopped = if options.allow_deletes {
+            None
+        } else {
+            self.guard(&plan, &synced, &views, complete)
+        };
+        Ok(Prepared {
+            plan,
+            stopped,
+            quarantined,
+        })
+    }
+
+    /// The safety limits: an emptied side, or too many deletions, stop the pair.
+    fn guard(
+        &self,
+        plan: &Plan,
+        synced: &BTreeMap<String, Synced>,
+        views: &[BTreeMap<String, Current>; 2],
+        complete: [bool; 2],
+    ) -> Option<String> {
+        let name = &self.pair.name;
+        for (i, side) in Side::BOTH.into_iter().enumerate() {
+            if complete[i] && views[i].is_empty() && !synced.is_empty() {
+                return Some(format!(
+                    "side {} ({}) now lists no items, but {} synced item(s) were there; nothing was deleted. \
+                     If it was emptied on purpose, run `concord sync {name} --allow-deletes`",
+                    side.as_str(),
+                    self.pair.storage(side).location,
+                    synced.len()
+                ));
+            }
+        }
+        let counts = plan.counts();
+        for (side, deletes) in [(Side::A, counts.delete_a), (Side::B, counts.delete_b)] {
+            if deletes > DELETE_COUNT_MAX && deletes * 100 > synced.len() * DELETE_SHARE_MAX_PERCENT
+            {
+                return Some(format!(
+                    "this sync would delete {deletes} of {} items on side {} ({}); nothing was deleted. \
+                     If that is intended, run `concord sync {name} --allow-deletes`",
+                    synced.len(),
+                    side.as_str(),
+                    self.pair.storage(side).location
+                ));
+            }
+        }
+        None
+    }
+
+    fn report(&self, prepared: &Prepared, dry_run: bool, deferred: Vec<String>) -> Report {
+        Report {
+            pair: self.pair.name.clone(),
+            dry_run,
+            counts: prepared.plan.counts().into(),
+            plan: prepared.plan.changes().map(Action::describe).collect(),
+            deferred,
+            quarantined: prepared.quarantined,
+            stopped: prepared.stopped.clone(),
+        }
+    }
+
+    /// Applies a plan: remote writes in batches, the losing versions kept in history before
+    /// each batch's writes, the new state committed after them.
+    pub async fn apply(&self, prepared: Prepared) -> Result<Report, SyncError> {
+        if let Some(reason) = &prepared.stopped {
+            state::set_stopped(&self.conn(), self.pair.id, Some(reason))?;
+            return Ok(self.report(&prepared, false, Vec::new()));
+        }
+        let mut deferred = Vec::new();
+        for batch in prepared.plan.actions.chunks(APPLY_BATCH_MAX) {
+            self.keep_versions(batch)?;
+            let mut done: Vec<Done> = Vec::with_capacity(batch.len());
+            for action in batch {
+                match self.write(action).await {
+                    Ok(d) => done.push(d),
+                    Err(err) if err.is_changed() => {
+                        deferred.push(format!(
+                            "{} (changed meanwhile; re-read next sync)",
+                            action.describe()
+                        ));
+                    }
+                    Err(err) => {
+                        self.record(&done)?;
+                        let message = err.to_string();
+                        let _ = state::set_outcome(&self.conn(), self.pair.id, Some(&message));
+                        return Err(err.into());
+                    }
+                }
+            }
+            self.record(&done)?;
+        }
+        {
+            let conn = self.conn();
+            state::set_stopped(&conn, self.pair.id, None)?;
+            state::set_outcome(&conn, self.pair.id, None)?;
+        }
+        Ok(self.report(&prepared, false, deferred))
+    }
+
+    fn keep_versions(&self, batch: &[Action]) -> Result<(), SyncError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let pair = &self.pair;
+        for action in batch {
+            let keep =
+                |side: Side, href: &str, reason: &str, content: &[u8], summary: &str, uid: &str| {
+                    state::record_version(
+                        &tx,
+                        pair.id,
+                        pair.storage(side).id,
+                        side,
+                        uid,
+                        Some(href),
+                        summary,
+                        reason,
+                        content,
+                    )
+                };
+            match action {
+                Action::Update {
+                    side,
+                    uid,
+                    summary,
+                    href,
+                    previous,
+                    ..
+                } => keep(*side, href, "overwritten", previous, summary, uid)?,
+                Action::Delete {
+                    side,
+                    uid,
+                    summary,
+                    href,
+                    previous,
+                    ..
+                } => keep(*side, href, "deleted", previous, summary, uid)?,
+                Action::Merge {
+                    uid,
+                    summary,
+                    a,
+                    b,
+                    previous_a,
+                    previous_b,
+                    ..
+                } => {
+                    keep(Side::A, &a.href, "merged", previous_a, summary, uid)?;
+                    keep(Side::B, &b.href, "merged", previous_b, summary, uid)?;
+                }
+                _ => {}
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes one action. A conditional write that loses is re-read first: if the item
+    /// already holds what was to be written (our own write before a crash), it is recorded.
+    async fn write(&self, action: &Action) -> Result<Done, StorageError> {
+        match self.write_once(action).await {
+            Err(err) if err.is_changed() => {
+                let (side, href, hash) = match action {
+                    Action::Create {
+                        side, uid, source, ..
+                    } => (
+                        *side,
+                        self.storage(*side).href_for(uid),
+                        source.hash.clone(),
+                    ),
+                    Action::Update {
+                        side, href, source, ..
+                    } => (*side, href.clone(), source.hash.clone()),
+                    _ => return Err(err),
+                };
+                let now = self
+                    .storage(side)
+                    .fetch(std::slice::from_ref(&href))
+                    .await?;
+                let Some(found) = now.into_iter().next() else {
+                    return Err(err);
+                };
+                match (Item::parse(found.raw), action) {
+                    (
+                        Ok(item),
+                        Action::Create {
+                            uid,
+                            content,
+                            source,
+                            summary,
+                            ..
+                        }
+                        | Action::Update {
+                            uid,
+                            content,
+                            source,
+                            summary,
+                            ..
+                        },
+                    ) if item.hash == hash => {
+                        let written = SyncedSide {
+                            href: found.href,
+                            etag: found.etag,
+                            hash,
+                        };
+                        Ok(Done::Synced(synced_pair(
+                            side,
+                            written,
+                            source.clone(),
+                            uid,
+                            content,
+                            summary,
+                        )))
+                    }
+                    _ => Err(err),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn write_once(&self, action: &Action) -> Result<Done, StorageError> {
+        Ok(match action {
+            Action::Create {
+                side,
+                uid,
+                content,
+                source,
+                summary,
+            } => {
+                let made = self.storage(*side).create(uid, content).await?;
+                let written = SyncedSide {
+                    href: made.href,
+                    etag: made.etag,
+                    hash: source.hash.clone(),
+                };
+                Done::Synced(synced_pair(
+                    *side,
+                    written,
+                    source.clone(),
+                    uid,
+                    content,
+                    summary,
+                ))
+            }
+            Action::Update {
+                side,
+                uid,
+                href,
+                etag,
+                content,
+                source,
+                summary,
+                ..
+            } => {
+                let etag = self.storage(*side).update(href, etag, content).await?;
+                let written = SyncedSide {
+                    href: href.clone(),
+                    etag,
+                    hash: source.hash.clone(),
+                };
+                Done::Synced(synced_pair(
+                    *side,
+                    written,
+                    source.clone(),
+                    uid,
+                    content,
+                    summary,
+                ))
+            }
+            Action::Delete {
+                side,
+                uid,
+                href,
+                etag,
+                ..
+            } => {
+                self.storage(*side).delete(href, etag).await?;
+                Done::Deleted(*side, uid.clone(), href.clone())
+            }
+            Action::Merge {
+                uid,
+                summary,
+                content,
+                a,
+                b,
+                ..
+            } => {
+                let hash = Item::parse(content.clone())
+                    .map(|i| i.hash)
+                    .unwrap_or_default();
+                let a_etag = self.a.update(&a.href, &a.etag, content).await?;
+                let b_etag = self.b.update(&b.href, &b.etag, content).await?;
+                Done::Synced(Synced {
+                    uid: uid.clone(),
+                    a: SyncedSide {
+                        href: a.href.clone(),
+                        etag: a_etag,
+                        hash: hash.clone(),
+                    },
+                    b: SyncedSide {
+                        href: b.href.clone(),
+                        etag: b_etag,
+                        hash,
+                    },
+                    base: content.clone(),
+                    summary: summary.clone(),
+                })
+            }
+            Action::Record { synced, .. } => Done::Synced(synced.clone()),
+            Action::Forget { uid, .. } => Done::Forgotten(uid.clone()),
+            Action::Conflict { conflict, .. } => Done::Conflict(conflict.clone()),
+        })
+    }
+
+    fn record(&self, done: &[Done]) -> Result<(), SyncError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id = self.pair.id;
+        for d in done {
+            match d {
+                Done::Synced(synced) => {
+                    state::put_synced(&tx, id, synced)?;
+                    for side in Side::BOTH {
+                        let s = synced.side(side);
+                        state::put_seen(
+                            &tx,
+                            id,
+                            side,
+                            &Seen {
+                                href: s.href.clone(),
+                                etag: s.etag.clone(),
+                                uid: Some(synced.uid.clone()),
+                                hash: Some(s.hash.clone()),
+                            },
+                        )?;
+                    }
+                    state::close_conflict(&tx, id, &synced.uid)?;
+                }
+                Done::Deleted(side, uid, href) => {
+                    state::remove_synced(&tx, id, uid)?;
+                    state::remove_seen(&tx, id, *side, href)?;
+                    state::close_conflict(&tx, id, uid)?;
+                }
+                Done::Forgotten(uid) => {
+                    state::remove_synced(&tx, id, uid)?;
+                    state::close_conflict(&tx, id, uid)?;
+                }
+                Done::Conflict(conflict) => state::open_conflict(&tx, id, conflict)?,
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// What one applied action leaves to record.
+enum Done {
+    Synced(Synced),
+    Deleted(Side, String, String),
+    Forgotten(String),
+    Conflict(state::Conflict),
+}
+
+fn synced_pair(
+    written_side: Side,
+    written: SyncedSide,
+    source: SyncedSide,
+    uid: &str,
+    content: &[u8],
+    summary: &str,
+) -> Synced {
+    let (a, b) = match written_side {
+        Side::A => (written, source),
+        Side::B => (source, written),
+    };
+    Synced {
+        uid: uid.to_owned(),
+        a,
+        b,
+        base: content.to_vec(),
+        summary: summary.to_owned(),
+    }
+}
+
+type Duplicate<'a> = (&'a Seen, String);
+
+/// A side's readable items by UID; where several hrefs share a UID, the one already synced
+/// (else the first by href) is kept and the others are returned with the href kept.
+fn duplicates<'a>(
+    seen: &'a BTreeMap<String, Seen>,
+    synced: &BTreeMap<String, Synced>,
+    side: Side,
+) -> (BTreeMap<String, &'a Seen>, Vec<Duplicate<'a>>) {
+    let mut by_uid: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
+    for s in seen.values() {
+        if let Some(uid) = &s.uid {
+            by_uid.entry(uid).or_default().push(s);
+        }
+    }
+    let mut unique = BTreeMap::new();
+    let mut dups = Vec::new();
+    for (uid, mut all) in by_uid {
+        let synced_href = synced.get(uid).map(|st| st.side(side).href.as_str());
+        all.sort_by_key(|s| (Some(s.href.as_str()) != synced_href, s.href.clone()));
+        let mut iter = all.into_iter();
+        if let Some(kept) = iter.next() {
+            for dup in iter {
+                dups.push((dup, kept.href.clone()));
+            }
+            unique.insert(uid.to_owned(), kept);
+        }
+    }
+    (unique, dups)
+}
+
+/// The schedule that syncs a pair every `every` (and on "Sync now"), named after the pair.
+pub fn schedule_name(pair: &str) -> String {
+    format!("{SYNC_WORKFLOW}:{pair}")
+}
+
+/// Puts (or replaces) the pair's sync schedule on the engine.
+pub fn schedule(engine: &Engine, pair: &str, every: std::time::Duration) -> Result<(), SyncError> {
+    let schedule = concord_durable::Schedule::every(
+        &schedule_name(pair),
+        SYNC_WORKFLOW,
+        every,
+        serde_json::json!({ "pair": pair }),
+    );
+    engine.put_schedule(&schedule)?;
+    Ok(())
+}
+
+/// Puts a kept version back on the side it was taken from (the next sync carries it to the
+/// other side). What it replaces is kept in history first. Returns where it went.
+pub async fn restore(
+    concord: &Concord,
+    version_id: i64,
+    credentials: &dyn CredentialSource,
+) -> Result<String, SyncError> {
+    let conn = concord.database().connect()?;
+    let version = state::version(&conn, version_id)?.ok_or_else(|| {
+        SyncError::Run(format!(
+            "there is no version {version_id} (see `concord history`)"
+        ))
+    })?;
+    let pair_name = version.pair.clone().ok_or_else(|| {
+        SyncError::Run(format!(
+            "version {version_id} belongs to a pair that was removed"
+        ))
+    })?;
+    drop(conn);
+    let sync = PairSync::open(concord, &pair_name, credentials)?;
+    let side = if version.side == "a" {
+        Side::A
+    } else {
+        Side::B
+    };
+    let item = Item::parse(version.content.clone()).map_err(|u| SyncError::Run(u.reason))?;
+    let storage = sync.storage(side);
+    let current = {
+        let conn = sync.conn();
+        state::seen(&conn, sync.pair.id, side)?
+            .into_values()
+            .find(|s| s.uid.as_deref() == Some(item.uid.as_str()))
+    };
+    let href = match current {
+        Some(seen) => {
+            let now = storage.fetch(std::slice::from_ref(&seen.href)).await?;
+            if let Some(found) = now.into_iter().next() {
+                state::record_version(
+                    &sync.conn(),
+                    sync.pair.id,
+                    sync.pair.storage(side).id,
+                    side,
+                    &item.uid,
+                    Some(&found.href),
+                    &item.summary,
+                    "replaced by a restore",
+                    &found.raw,
+                )?;
+                storage
+                    .update(&found.href, &found.etag, &version.content)
+                    .await?;
+                found.href
+            } else {
+                storage.create(&item.uid, &version.content).await?.href
+            }
+        }
+        None => storage.create(&item.uid, &version.content).await?.href,
+    };
+    Ok(format!(
+        "restored {:?} to side {} of {pair_name} ({href}); the next sync carries it to the other side",
+        item.summary,
+        side.as_str()
+    ))
+}

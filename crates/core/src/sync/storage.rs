@@ -1,0 +1,221 @@
+//! A storage is one collection a pair syncs: a CalDAV calendar, a CardDAV address book, a
+//! webcal URL (read-only) or a vdir folder. All speak the same small protocol: list what
+//! changed, fetch items, and write conditionally (create only if absent, update or delete
+//! only if unchanged since read).
+
+use serde::{Deserialize, Serialize};
+
+use super::caldav::DavCollection;
+use super::item::{ItemKind, sha256_hex};
+use super::vdir::Vdir;
+use super::webcal::Webcal;
+use crate::dav::DavError;
+
+/// The longest file or resource name derived from a UID as is; longer UIDs are hashed.
+pub const NAME_FROM_UID_CHARS_MAX: usize = 128;
+
+/// One item as listed: where it is and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    pub href: String,
+    pub etag: String,
+}
+
+/// What changed in a storage since the last listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// The listing names every item (anything not in it is gone), rather than only changes.
+    pub complete: bool,
+    pub changed: Vec<Listed>,
+    pub deleted: Vec<String>,
+    /// The change-detection state to store for next time (sync token, CTag, HTTP validators).
+    pub token: Option<String>,
+    /// How long the source asks to be left alone (webcal REFRESH-INTERVAL), in seconds.
+    pub refresh_after_s: Option<u64>,
+}
+
+/// One fetched item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub href: String,
+    pub etag: String,
+    pub raw: Vec<u8>,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Dav(#[from] DavError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The item changed (or appeared) since it was read: re-read and reconcile.
+    #[error("{href} changed since it was read")]
+    Changed { href: String },
+    #[error("{0} is read-only")]
+    ReadOnly(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StorageError {
+    /// A conditional write lost against another writer.
+    pub fn is_changed(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Changed { .. } | StorageError::Dav(DavError::PreconditionFailed { .. })
+        )
+    }
+
+    /// The person must act (password, certificate, address): retrying cannot fix it.
+    pub fn needs_attention(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Dav(
+                DavError::Unauthorized { .. }
+                    | DavError::InvalidUrl { .. }
+                    | DavError::TrustStore(_)
+            ) | StorageError::Dav(DavError::Status {
+                status: 404 | 410,
+                ..
+            })
+        )
+    }
+}
+
+/// A storage, opened.
+#[derive(Debug)]
+pub enum Storage {
+    Vdir(Vdir),
+    Dav(DavCollection),
+    Webcal(Webcal),
+}
+
+impl Storage {
+    pub fn kind(&self) -> ItemKind {
+        match self {
+            Storage::Vdir(s) => s.kind(),
+            Storage::Dav(s) => s.kind(),
+            Storage::Webcal(_) => ItemKind::Calendar,
+        }
+    }
+
+    pub fn read_only(&self) -> bool {
+        matches!(self, Storage::Webcal(_))
+    }
+
+    /// What changed since `token` (None: everything).
+    pub async fn changes(&self, token: Option<&str>) -> Result<Listing, StorageError> {
+        match self {
+            Storage::Vdir(s) => s.list(),
+            Storage::Dav(s) => s.changes(token).await,
+            Storage::Webcal(s) => s.changes(token).await,
+        }
+    }
+
+    /// The items at `hrefs`; an href that is gone is left out.
+    pub async fn fetch(&self, hrefs: &[String]) -> Result<Vec<Fetched>, StorageError> {
+        match self {
+            Storage::Vdir(s) => s.fetch(hrefs),
+            Storage::Dav(s) => s.fetch(hrefs).await,
+            Storage::Webcal(s) => Ok(s.fetch(hrefs)),
+        }
+    }
+
+    /// Where [`Storage::create`] puts the item with this UID.
+    pub fn href_for(&self, uid: &str) -> String {
+        match self {
+            Storage::Vdir(s) => name_for_uid(uid, s.kind()),
+            Storage::Dav(s) => format!("{}{}", s.href(), name_for_uid(uid, s.kind())),
+            Storage::Webcal(_) => name_for_uid(uid, ItemKind::Calendar),
+        }
+    }
+
+    /// Creates an item that must not exist yet; returns its href and etag.
+    pub async fn create(&self, uid: &str, raw: &[u8]) -> Result<Listed, StorageError> {
+        match self {
+            Storage::Vdir(s) => s.create(uid, raw),
+            Storage::Dav(s) => s.create(uid, raw).await,
+            Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
+        }
+    }
+
+    /// Replaces the item at `href` if it is still at `etag`; returns the new etag.
+    pub async fn update(&self, href: &str, etag: &str, raw: &[u8]) -> Result<String, StorageError> {
+        match self {
+            Storage::Vdir(s) => s.update(href, etag, raw),
+            Storage::Dav(s) => s.update(href, etag, raw).await,
+            Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
+        }
+    }
+
+    /// Deletes the item at `href` if it is still at `etag`; an item already gone is fine.
+    pub async fn delete(&self, href: &str, etag: &str) -> Result<(), StorageError> {
+        match self {
+            Storage::Vdir(s) => s.delete(href, etag),
+            Storage::Dav(s) => s.delete(href, etag).await,
+            Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
+        }
+    }
+}
+
+/// A file or resource name for a UID that cannot escape its folder: the UID itself when it is
+/// short and made only of safe characters (as vdirsyncer does), else its SHA-256 in hex.
+pub fn name_for_uid(uid: &str, kind: ItemKind) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.@+=".contains(c);
+    let stem = if !uid.is_empty()
+        && uid.len() <= NAME_FROM_UID_CHARS_MAX
+        && !uid.starts_with('.')
+        && uid.chars().all(safe)
+    {
+        uid.to_owned()
+    } else {
+        sha256_hex(uid.as_bytes())
+    };
+    format!("{stem}.{}", kind.extension())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_uids_never_leave_the_folder() {
+        for uid in [
+            "../../etc/passwd",
+            "/abs",
+            "a/b",
+            "..",
+            ".hidden",
+            "",
+            "nul\0byte",
+            "back\\slash",
+            "ünïcode",
+            "space here",
+            "C:evil",
+            &"x".repeat(500),
+        ] {
+            let name = name_for_uid(uid, ItemKind::Calendar);
+            assert!(
+                !name.contains('/') && !name.contains('\\') && !name.contains('\0'),
+                "{name}"
+            );
+            assert!(!name.starts_with('.'), "{uid:?} -> {name}");
+            assert!(name.len() <= NAME_FROM_UID_CHARS_MAX + 4, "{name}");
+            assert!(name.ends_with(".ics"));
+        }
+    }
+
+    #[test]
+    fn plain_uids_keep_their_spelling() {
+        assert_eq!(
+            name_for_uid("abc-123@example.com", ItemKind::Contact),
+            "abc-123@example.com.vcf"
+        );
+    }
+}
