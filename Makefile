@@ -48,6 +48,14 @@ ui: deps
 app: ui
 	$(CARGO) build -p concord-app -p concord-cli
 
+## torture: the durable engine's kill -9 test, long: 3 seeds x 350 kills (TORTURE_SEED replays one)
+torture:
+	$(CARGO) run --release -q -p concord-durable --bin concord-durable-torture -- --kills 350 --seeds 3
+
+## bench: every benchmark, side by side with its peers; figures go to BENCHMARKS.md by hand
+bench: deps
+	$(CARGO) bench -p concord-durable --bench engine
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

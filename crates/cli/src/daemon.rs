@@ -43,8 +43,8 @@ pub fn run(concord: Concord) -> Result<(), String> {
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.map_err(|e| format!("cannot listen for Ctrl-C: {e}")),
         _ = term.recv() => Ok(()),

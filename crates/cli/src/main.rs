@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use concord_core::{Concord, Status, paths};
 
 #[derive(Debug, Parser)]
-#[command(name = "concord", version, about = "Keeps calendars, contacts and feeds in sync")]
+#[command(
+    name = "concord",
+    version,
+    about = "Keeps calendars, contacts and feeds in sync"
+)]
 struct Cli {
     /// Where the database lives [default: $XDG_DATA_HOME/concord]
     #[arg(long, global = true, env = paths::DATA_DIR_ENV, value_name = "DIR")]

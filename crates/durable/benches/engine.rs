@@ -103,7 +103,11 @@ const ROUNDS: usize = 5;
 /// Sorts the samples and shows "median (min to max)".
 fn spread(samples: &mut [f64]) -> String {
     samples.sort_by(f64::total_cmp);
-    let (lo, mid, hi) = (samples[0], samples[samples.len() / 2], samples[samples.len() - 1]);
+    let (lo, mid, hi) = (
+        samples[0],
+        samples[samples.len() / 2],
+        samples[samples.len() - 1],
+    );
     format!("{mid:.0} (range {lo:.0} to {hi:.0})")
 }
 

@@ -722,8 +722,10 @@ async fn step_timeouts_and_missing_heartbeats_are_transient_failures() {
                 ..Default::default()
             }
         };
-        ctx.step_with("hang", &options, || std::future::pending::<Result<(), StepError>>())
-            .await?;
+        ctx.step_with("hang", &options, || {
+            std::future::pending::<Result<(), StepError>>()
+        })
+        .await?;
         Ok(Value::Null)
     }));
     let t = engine.start("stuck", "t", json!("timeout")).unwrap();
@@ -776,7 +778,14 @@ async fn shutdown_hands_running_runs_back_at_once() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
     let detail = engine.show(id).unwrap();
-    assert_eq!(detail.run.state, RunState::Pending, "handed back, not left leased");
+    assert_eq!(
+        detail.run.state,
+        RunState::Pending,
+        "handed back, not left leased"
+    );
     assert_eq!(detail.attempts[0].outcome.as_deref(), Some("interrupted"));
-    assert!(engine.live_workers().unwrap().is_empty(), "the worker deregistered");
+    assert!(
+        engine.live_workers().unwrap().is_empty(),
+        "the worker deregistered"
+    );
 }
