@@ -1,7 +1,8 @@
 //! Embeds tauri.conf.json and the capabilities, and generates one permission per IPC command
 //! (`allow-<command>`), so the settings window can call exactly what capabilities/ grants.
 
-/// Every command in `src/commands.rs`; a command missing here cannot be granted, so it fails.
+/// Every command in `src/commands.rs` and `src/commands/`; a command missing here cannot be
+/// granted, so it fails.
 const COMMANDS: &[&str] = &[
     "status",
     "set_paused",
@@ -9,6 +10,12 @@ const COMMANDS: &[&str] = &[
     "autostart_enabled",
     "set_autostart",
     "app_info",
+    // the Activity page (src/commands/activity.rs)
+    "jobs",
+    "job",
+    "retry_job",
+    "cancel_job",
+    "schedules",
 ];
 
 fn main() {

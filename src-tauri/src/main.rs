@@ -4,7 +4,8 @@
 //! - [`launch`]: the command line (`--hidden`, `--data-dir`).
 //! - [`shell`]: the app's state and the one path every status change takes.
 //! - [`tray`], [`window`]: the tray menu and the settings window.
-//! - [`commands`]: what the window may call (granted in `capabilities/`).
+//! - [`commands`]: what the window may call (granted in `capabilities/`), grouped by page, and
+//!   the job events the Activity page follows.
 
 // Release builds on Windows have no console window; a no-op elsewhere.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -74,6 +75,11 @@ fn main() -> ExitCode {
             commands::autostart_enabled,
             commands::set_autostart,
             commands::app_info,
+            commands::activity::jobs,
+            commands::activity::job,
+            commands::activity::retry_job,
+            commands::activity::cancel_job,
+            commands::activity::schedules,
         ])
         .on_window_event(window::hide_on_close)
         .setup(move |app| setup(app, &data_dir, launch.hidden))
@@ -99,11 +105,13 @@ fn main() -> ExitCode {
 }
 
 /// Opens the database the daemon uses, builds the tray, shows the window unless `--hidden`, and
-/// starts the scheduler and the status poll. An error here ends the app with the reason on
-/// stderr.
+/// starts the scheduler, the status poll and the forwarding of job events to the window. An
+/// error here ends the app with the reason on stderr.
 fn setup(app: &mut App, data_dir: &Path, hidden: bool) -> Result<(), Box<dyn std::error::Error>> {
     let concord = Concord::open_as(data_dir, "app")?;
     let scheduler = concord.clone();
+    // Subscribed before the scheduler starts, so the window hears about its first run too.
+    let job_events = concord.engine().subscribe();
     let status = concord.status()?;
     tracing::info!(data_dir = %data_dir.display(), line = %status.line, "Concord started");
 
@@ -120,5 +128,9 @@ fn setup(app: &mut App, data_dir: &Path, hidden: bool) -> Result<(), Box<dyn std
         }
     });
     tauri::async_runtime::spawn(shell::poll_status(app.handle().clone()));
+    tauri::async_runtime::spawn(commands::activity::forward_events(
+        app.handle().clone(),
+        job_events,
+    ));
     Ok(())
 }

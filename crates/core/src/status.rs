@@ -64,7 +64,10 @@ impl Status {
             (StatusState::Attention, plural(self.conflicts, "conflict"))
         } else if self.attention > 0 {
             let jobs = plural(self.attention, "job");
-            (StatusState::Attention, format!("{jobs} need your attention: see Activity"))
+            (
+                StatusState::Attention,
+                format!("{jobs} need your attention: see Activity"),
+            )
         } else if self.paused {
             (
                 StatusState::Paused,
@@ -144,7 +147,10 @@ fn last_sync(recent: &[RunInfo]) -> Option<String> {
         .filter_map(|run| run.finished_at_ms)
         .max()?;
     let at = chrono::DateTime::from_timestamp_millis(finished_ms)?;
-    Some(at.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+    Some(
+        at.with_timezone(&chrono::Local)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+    )
 }
 
 fn count_rows(conn: &Connection, table: &str) -> Result<u64, CoreError> {
@@ -219,9 +225,17 @@ mod tests {
         );
         let s = base(0, 1).describe();
         assert_eq!(s.state, StatusState::Paused);
-        let s = Status { paused: false, ..base(0, 1) }.describe();
+        let s = Status {
+            paused: false,
+            ..base(0, 1)
+        }
+        .describe();
         assert_eq!(s.state, StatusState::Syncing);
-        let s = Status { attention: 2, ..base(0, 0) }.describe();
+        let s = Status {
+            attention: 2,
+            ..base(0, 0)
+        }
+        .describe();
         assert_eq!(s.state, StatusState::Attention);
         assert_eq!(s.line, "2 jobs need your attention: see Activity");
     }

@@ -1,0 +1,389 @@
+//! `make bench` (calendar sync): Concord against vdirsyncer, same Radicale, same data, one run.
+//! 5,000 events in a Radicale calendar synced to an empty vdir; then a sync with nothing
+//! changed; then one with 1% changed. Wall time, requests (counted by a loopback proxy in
+//! front of the server) and peak memory (getrusage of the child process) for both, plus the
+//! floor: one sync-collection REPORT with the current token. Prints a Markdown table.
+//!
+//! Run: `CONCORD_TEST_VENV=.tools/venv cargo bench -p concord-e2e --bench sync`
+//! (the venv needs vdirsyncer: `.tools/venv/bin/pip install vdirsyncer`).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use concord_core::Concord;
+use concord_core::dav::Credentials;
+use concord_core::sync::item::ItemKind;
+use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageKind};
+use concord_core::sync::sync_durably;
+use concord_e2e::servers::{DavServer, venv_dir};
+
+const EVENTS: usize = 5_000;
+const CHANGED: usize = EVENTS / 100;
+const PAIR: &str = "bench";
+
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--concord-sync") {
+        return concord_child(args.get(2).ok_or("no data dir")?);
+    }
+    if args.iter().any(|a| a == "--list") {
+        return Ok(()); // `cargo bench -- --list`
+    }
+    let server = DavServer::radicale().map_err(|e| e.to_string())?;
+    let proxy = Proxy::start(server.port())?;
+    let work = tempfile::tempdir()?;
+    load_events(&server)?;
+
+    let concord_dir = work.path().join("concord");
+    fs::create_dir_all(&concord_dir)?;
+    configure_concord(&concord_dir, &server, proxy.port)?;
+    let vdirsyncer_config = configure_vdirsyncer(work.path(), &server, proxy.port)?;
+    let vdirsyncer = venv_dir().join("bin/vdirsyncer");
+    // vdirsyncer needs its discovery once; not timed.
+    run_measured(
+        Command::new(&vdirsyncer)
+            .args(["-c"])
+            .arg(&vdirsyncer_config)
+            .arg("discover"),
+    )?;
+
+    let mut rows = Vec::new();
+    for phase in ["initial (5,000 events)", "nothing changed", "1% changed"] {
+        if phase == "1% changed" {
+            change_events(&server)?;
+        }
+        proxy.requests.store(0, Ordering::SeqCst);
+        let concord = run_measured(
+            Command::new(std::env::current_exe()?)
+                .arg("--concord-sync")
+                .arg(&concord_dir)
+                .env("BENCH_USER", server.username())
+                .env("BENCH_PASSWORD", server.password()),
+        )?;
+        let concord_requests = proxy.requests.swap(0, Ordering::SeqCst);
+        let vdirsyncer = run_measured(
+            Command::new(&vdirsyncer)
+                .args(["-c"])
+                .arg(&vdirsyncer_config)
+                .arg("sync"),
+        )?;
+        let vdirsyncer_requests = proxy.requests.swap(0, Ordering::SeqCst);
+        rows.push((
+            phase,
+            concord,
+            concord_requests,
+            vdirsyncer,
+            vdirsyncer_requests,
+        ));
+    }
+    let floor = floor_ms(&concord_dir, &server)?;
+    let items = |dir: &Path| fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    println!(
+        "Concord vdir: {} files, vdirsyncer vdir: {} files",
+        items(&concord_dir.join("vdir")),
+        items(&work.path().join("vdirsyncer-vdir"))
+    );
+    println!();
+    println!(
+        "| run | Concord wall | Concord sync (in process) | Concord requests | Concord peak RSS | vdirsyncer wall | vdirsyncer requests | vdirsyncer peak RSS | time ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (phase, c, cr, v, vr) in &rows {
+        println!(
+            "| {phase} | {:.0} ms | {} | {cr} | {:.0} MB | {:.0} ms | {vr} | {:.0} MB | {:.2}x |",
+            c.wall_ms,
+            c.inner_ms
+                .map_or("-".to_owned(), |ms| format!("{ms:.0} ms")),
+            c.max_rss_kb as f64 / 1024.0,
+            v.wall_ms,
+            v.max_rss_kb as f64 / 1024.0,
+            c.wall_ms / v.wall_ms
+        );
+    }
+    println!();
+    println!("Floor (one sync-collection REPORT with the current token, curl): {floor:.1} ms");
+    Ok(())
+}
+
+/// The child process: one durable sync of the pair, printing how long the sync itself took.
+fn concord_child(data_dir: &str) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let concord = Concord::open(Path::new(data_dir))?;
+    let credentials = Credentials::new(
+        std::env::var("BENCH_USER").unwrap_or_default(),
+        std::env::var("BENCH_PASSWORD").unwrap_or_default(),
+    );
+    let started = Instant::now();
+    let report = runtime.block_on(sync_durably(&concord, PAIR, Arc::new(credentials), false))?;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if report.stopped.is_some() {
+        return Err(format!("{report:?}").into());
+    }
+    println!("INNER_MS {ms}");
+    Ok(())
+}
+
+struct Measured {
+    wall_ms: f64,
+    max_rss_kb: u64,
+    inner_ms: Option<f64>,
+}
+
+/// Runs a command under a small Python wrapper that reports wall time and the child's peak
+/// RSS (getrusage), so both tools are measured the same way.
+fn run_measured(command: &mut Command) -> Result<Measured, Failure> {
+    let python = venv_dir().join("bin/python");
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = command
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+        .collect();
+    let wrapper = "import resource, subprocess, sys, time\n\
+        t = time.monotonic()\n\
+        r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE, input=b'y\\n' * 8)\n\
+        ms = (time.monotonic() - t) * 1000\n\
+        sys.stdout.write(r.stdout.decode(errors='replace'))\n\
+        sys.stderr.write(r.stderr.decode(errors='replace')[-3000:])\n\
+        print('WALL_MS', ms)\n\
+        print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+        sys.exit(r.returncode)\n";
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(wrapper)
+        .arg(&program)
+        .args(&args)
+        .envs(envs)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}\n{stdout}\n{}",
+            program.to_string_lossy(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let value = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Ok(Measured {
+        wall_ms: value("WALL_MS ").unwrap_or(f64::NAN),
+        max_rss_kb: value("MAXRSS_KB ").unwrap_or(0.0) as u64,
+        inner_ms: value("INNER_MS "),
+    })
+}
+
+fn event(i: usize, summary: &str) -> String {
+    let day = 1 + i % 28;
+    let hour = i % 24;
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Concord bench//EN\r\nBEGIN:VEVENT\r\nUID:bench-{i}@example.com\r\nDTSTAMP:20261101T100000Z\r\nDTSTART:202612{day:02}T{hour:02}0000Z\r\nDURATION:PT1H\r\nSUMMARY:{summary}\r\nLOCATION:Room {i}\r\nDESCRIPTION:Benchmark event number {i}\\, with a description of ordinary length.\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+/// Writes the events straight into Radicale's file storage (it reads them on the next request).
+fn load_events(server: &DavServer) -> Result<(), Failure> {
+    let dir = server
+        .dir()
+        .join("collections/collection-root")
+        .join(server.calendar_path().trim_matches('/'));
+    for i in 0..EVENTS {
+        fs::write(
+            dir.join(format!("bench-{i}.ics")),
+            event(i, &format!("Event {i}")),
+        )?;
+    }
+    Ok(())
+}
+
+/// Changes 1% of the events through the server (PUT), as another client would.
+fn change_events(server: &DavServer) -> Result<(), Failure> {
+    for i in (0..EVENTS).step_by(EVENTS / CHANGED) {
+        let path = format!("{}bench-{i}.ics", server.calendar_path());
+        let status = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+            .args([
+                "-u",
+                &format!("{}:{}", server.username(), server.password()),
+            ])
+            .args(["-H", "Content-Type: text/calendar"])
+            .args(["--data-binary", &event(i, &format!("Event {i}, moved"))])
+            .arg(server.url(&path))
+            .output()?;
+        let code = String::from_utf8_lossy(&status.stdout).into_owned();
+        if !code.starts_with('2') {
+            return Err(format!("PUT {path}: {code}").into());
+        }
+    }
+    Ok(())
+}
+
+fn configure_concord(dir: &Path, server: &DavServer, proxy_port: u16) -> Result<(), Failure> {
+    let concord = Concord::open(dir)?;
+    let conn = concord.database().connect()?;
+    let base = format!("http://127.0.0.1:{proxy_port}/");
+    let url = format!("http://127.0.0.1:{proxy_port}{}", server.calendar_path());
+    let account = state::add_account(
+        &conn,
+        "bench",
+        StorageKind::Caldav,
+        &base,
+        Some(server.username()),
+    )?;
+    let a = state::put_storage(
+        &conn,
+        Some(account),
+        StorageKind::Caldav,
+        ItemKind::Calendar,
+        &url,
+        None,
+    )?;
+    let vdir = dir.join("vdir");
+    let b = state::put_storage(
+        &conn,
+        None,
+        StorageKind::Vdir,
+        ItemKind::Calendar,
+        &vdir.display().to_string(),
+        None,
+    )?;
+    state::add_pair(&conn, PAIR, a, b, Direction::TwoWay, ConflictPolicy::Ask)?;
+    Ok(())
+}
+
+fn configure_vdirsyncer(
+    dir: &Path,
+    server: &DavServer,
+    proxy_port: u16,
+) -> Result<PathBuf, Failure> {
+    let vdir = dir.join("vdirsyncer-vdir");
+    fs::create_dir_all(&vdir)?;
+    let config = dir.join("vdirsyncer.conf");
+    fs::write(
+        &config,
+        format!(
+            "[general]\nstatus_path = \"{status}\"\n\n\
+             [pair bench]\na = \"bench_remote\"\nb = \"bench_local\"\ncollections = null\n\
+             conflict_resolution = \"a wins\"\n\n\
+             [storage bench_remote]\ntype = \"caldav\"\nurl = \"http://127.0.0.1:{proxy_port}{path}\"\n\
+             username = \"{user}\"\npassword = \"{password}\"\n\n\
+             [storage bench_local]\ntype = \"filesystem\"\npath = \"{vdir}\"\nfileext = \".ics\"\n",
+            status = dir.join("vdirsyncer-status").display(),
+            path = server.calendar_path(),
+            user = server.username(),
+            password = server.password(),
+            vdir = vdir.display(),
+        ),
+    )?;
+    Ok(config)
+}
+
+/// One sync-collection REPORT with Concord's current token, timed by curl (request only).
+fn floor_ms(concord_dir: &Path, server: &DavServer) -> Result<f64, Failure> {
+    let concord = Concord::open(concord_dir)?;
+    let conn = concord.database().connect()?;
+    let token: String = conn.query_row("SELECT a_token FROM pairs", [], |r| r.get(0))?;
+    let token = token.strip_prefix("sync:").unwrap_or(&token);
+    let body = format!(
+        "<?xml version=\"1.0\"?><d:sync-collection xmlns:d=\"DAV:\"><d:sync-token>{token}</d:sync-token>\
+         <d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"
+    );
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{time_total}",
+                "-X",
+                "REPORT",
+            ])
+            .args([
+                "-u",
+                &format!("{}:{}", server.username(), server.password()),
+            ])
+            .args(["-H", "Content-Type: application/xml", "--data", &body])
+            .arg(server.calendar_url())
+            .output()?;
+        let s: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(f64::MAX);
+        best = best.min(s * 1000.0);
+    }
+    Ok(best)
+}
+
+/// A loopback TCP proxy that counts HTTP/1.1 requests passing through it.
+struct Proxy {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Result<Self, Failure> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = listener.local_addr()?.port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)) else {
+                    continue;
+                };
+                let counter = counter.clone();
+                let (Ok(client_read), Ok(server_write)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || pump(client_read, server_write, Some(counter)));
+                std::thread::spawn(move || pump(server, client, None));
+            }
+        });
+        Ok(Self { port, requests })
+    }
+}
+
+/// Copies bytes one way; on the request direction counts request lines (" HTTP/1.1\r\n").
+fn pump(mut from: TcpStream, mut to: TcpStream, counter: Option<Arc<AtomicUsize>>) {
+    const MARK: &[u8] = b" HTTP/1.1\r\n";
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    let _ = from.set_read_timeout(Some(Duration::from_secs(300)));
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(counter) = &counter {
+            let mut window = std::mem::take(&mut tail);
+            window.extend_from_slice(&buf[..n]);
+            let found = window.windows(MARK.len()).filter(|w| *w == MARK).count();
+            counter.fetch_add(found, Ordering::SeqCst);
+            let keep = MARK.len() - 1;
+            tail = window[window.len().saturating_sub(keep)..].to_vec();
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
