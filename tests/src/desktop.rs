@@ -713,6 +713,90 @@ impl WebDriver {
     }
 }
 
+/// The element `css` finds in the window, waiting up to `timeout` for it to appear; fails the
+/// test naming what was looked for.
+pub async fn element(
+    client: &fantoccini::Client,
+    css: &str,
+    timeout: Duration,
+) -> fantoccini::elements::Element {
+    match client
+        .wait()
+        .at_most(timeout)
+        .for_element(fantoccini::Locator::Css(css))
+        .await
+    {
+        Ok(element) => element,
+        Err(error) => panic!("no {css} in the settings window after {timeout:?}: {error}"),
+    }
+}
+
+/// Clicks the element `css` finds once it is there (within `timeout`).
+pub async fn click(client: &fantoccini::Client, css: &str, timeout: Duration) {
+    let target = element(client, css, timeout).await;
+    if let Err(error) = target.click().await {
+        panic!("cannot click {css}: {error}");
+    }
+}
+
+/// Waits up to `timeout` until the element `css` finds has attribute `name` equal to
+/// `expected`; fails with what it was instead. (Attributes, like `textContent`, are read
+/// whether or not WebKitWebDriver counts the element as displayed.)
+pub async fn attribute_becomes(
+    client: &fantoccini::Client,
+    css: &str,
+    name: &str,
+    expected: &str,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = client.find(fantoccini::Locator::Css(css)).await;
+        let value = match found {
+            Ok(element) => element.attr(name).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if value.as_ref().is_ok_and(|v| v.as_deref() == Some(expected)) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("{css} [{name}] is not {expected:?} after {timeout:?}: {value:?}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The text of the element `css` finds (its `textContent`, displayed or not), once it contains
+/// `expected`, within `timeout`.
+pub async fn text_containing(
+    client: &fantoccini::Client,
+    css: &str,
+    expected: &str,
+    timeout: Duration,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = client.find(fantoccini::Locator::Css(css)).await;
+        let text = match found {
+            Ok(element) => element
+                .prop("textContent")
+                .await
+                .map(Option::unwrap_or_default)
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Ok(text) = &text
+            && text.contains(expected)
+        {
+            return text.clone();
+        }
+        if Instant::now() >= deadline {
+            panic!("{css} does not say {expected:?} after {timeout:?}: {text:?}");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
 /// `tauri-driver` from PATH, else where `cargo install` puts it.
 fn tauri_driver() -> PathBuf {
     let from_path = std::env::var_os("PATH").and_then(|paths| {

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use concord_core::Concord;
+use concord_durable::{RunState, StepError, Workflow};
 use concord_e2e::desktop::{
     AppWindow, CHANGE_TIMEOUT, EMPTY_STATUS_LINE, RunningApp, STARTUP_TIMEOUT, Tray, WebDriver,
-    one_app_at_a_time,
+    attribute_becomes, click, element, one_app_at_a_time, text_containing,
 };
 use fantoccini::Locator;
 
@@ -136,20 +137,7 @@ async fn every_page_of_the_settings_window_opens_over_webdriver() {
     let _turn = one_app_at_a_time().await;
     let driver = WebDriver::start().await;
     let client = driver.session().await;
-    let wait = |css: &'static str| {
-        let client = client.clone();
-        async move {
-            match client
-                .wait()
-                .at_most(STARTUP_TIMEOUT)
-                .for_element(Locator::Css(css))
-                .await
-            {
-                Ok(element) => element,
-                Err(error) => panic!("no {css} in the settings window: {error}"),
-            }
-        }
-    };
+    let wait = |css: &'static str| element(&client, css, STARTUP_TIMEOUT);
 
     // The status comes from Rust through IPC: the CSP and capabilities let it through.
     // (textContent: WebKitWebDriver's "displayed" heuristic counts this ellipsized line as
@@ -302,4 +290,93 @@ async fn closing_the_window_hides_it_to_the_tray_and_open_concord_brings_it_back
         "Open Concord shows the window again",
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_activity_page_shows_runs_live_and_retries_and_cancels_them_in_the_engine() {
+    let _turn = one_app_at_a_time().await;
+    let driver = WebDriver::start().await;
+    // Before the app starts, its data directory holds two runs: one that failed needing the
+    // person (run here, by a workflow only this test knows) and one of a kind no process
+    // executes, which waits.
+    let concord = Concord::open(driver.data_dir.path()).expect("open the data directory");
+    let engine = concord.engine();
+    engine.register(Workflow::new("demo.login", |ctx| async move {
+        ctx.step("sign in", || async {
+            Err::<(), _>(StepError::needs_attention(
+                "the server refused the password (401)",
+            ))
+        })
+        .await?;
+        Ok(serde_json::Value::Null)
+    }));
+    let failed = engine
+        .start("demo.login", "demo:login", serde_json::json!({}))
+        .expect("start a run");
+    engine.run_until_idle().await.expect("run it");
+    assert_eq!(engine.run_info(failed).unwrap().state, RunState::Failed);
+    let waiting = engine
+        .start("demo.kind", "demo:key", serde_json::json!({"n": 1}))
+        .expect("start a run");
+
+    let client = driver.session().await;
+    click(&client, "[data-page=activity]", STARTUP_TIMEOUT).await;
+    let failed_row = format!("[data-testid=run-{failed}]");
+    let waiting_row = format!("[data-testid=run-{waiting}]");
+    let text = text_containing(&client, &failed_row, "needs you", STARTUP_TIMEOUT).await;
+    assert!(
+        text.contains("demo.login") && text.contains("the server refused the password (401)"),
+        "the failed run's row: {text:?}"
+    );
+    text_containing(&client, &waiting_row, "demo.kind", CHANGE_TIMEOUT).await;
+    attribute_becomes(
+        &client,
+        &waiting_row,
+        "data-state",
+        "pending",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+
+    // Cancel, from the page: the engine has it, and the row follows the app's job event.
+    let cancel = format!("{waiting_row} [data-action=cancel]");
+    click(&client, &cancel, CHANGE_TIMEOUT).await;
+    attribute_becomes(
+        &client,
+        &waiting_row,
+        "data-state",
+        "cancelled",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    assert_eq!(engine.run_info(waiting).unwrap().state, RunState::Cancelled);
+
+    // Retry now reopens the failed run (the app does not know its kind, so it waits).
+    let retry = format!("{failed_row} [data-action=retry]");
+    click(&client, &retry, CHANGE_TIMEOUT).await;
+    attribute_becomes(
+        &client,
+        &failed_row,
+        "data-state",
+        "pending",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let reopened = engine.run_info(failed).unwrap();
+    assert_eq!(reopened.state, RunState::Pending);
+    assert_eq!(reopened.error, None);
+
+    // A run started by another process (as `concord` would) appears without a reload.
+    let later = engine
+        .start("demo.kind", "demo:later", serde_json::json!({}))
+        .expect("start a run");
+    text_containing(
+        &client,
+        &format!("[data-testid=run-{later}]"),
+        "demo.kind",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+
+    client.close().await.unwrap();
 }

@@ -19,9 +19,11 @@ describe('wording', () => {
     expect(kindLabel('demo.kind')).toBe('demo.kind');
   });
 
-  test('a running run whose stop was asked for is stopping', () => {
-    expect(stateLabel({ state: 'running', cancel_requested: true })).toBe('Stopping');
-    expect(stateLabel({ state: 'sleeping', cancel_requested: false })).toBe('Waiting to retry');
+  test('states in words: stopping, waiting to retry, failed needing the person', () => {
+    expect(stateLabel(aRun({ state: 'running', cancel_requested: true }))).toBe('Stopping');
+    expect(stateLabel(aRun({ state: 'sleeping' }))).toBe('Waiting to retry');
+    expect(stateLabel(aRun({ state: 'failed', error_class: 'needs_attention' }))).toBe('Needs you');
+    expect(stateLabel(aRun({ state: 'failed', error_class: 'permanent' }))).toBe('Failed');
   });
 
   test('an error leads with what it means for the person', () => {

@@ -34,8 +34,11 @@ const STATE_LABELS: Record<RunState, string> = {
   cancelled: 'Cancelled',
 };
 
-export function stateLabel(run: Pick<RunInfo, 'state' | 'cancel_requested'>): string {
+export function stateLabel(
+  run: Pick<RunInfo, 'state' | 'cancel_requested' | 'error_class'>,
+): string {
   if (run.state === 'running' && run.cancel_requested) return 'Stopping';
+  if (run.state === 'failed' && run.error_class === 'needs_attention') return 'Needs you';
   return STATE_LABELS[run.state];
 }
 

@@ -112,6 +112,7 @@ describe('runs', () => {
     expect(within(await row(2)).getByTestId('run-error')).toHaveTextContent(
       'needs you: the password was refused (401)',
     );
+    expect(within(await row(2)).getByTestId('run-state')).toHaveTextContent('Needs you');
     expect(within(await row(1)).getByTestId('run-error')).toHaveTextContent('failed: not a feed');
   });
 
