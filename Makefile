@@ -54,7 +54,9 @@ torture:
 
 ## bench: every benchmark, side by side with its peers; figures go to BENCHMARKS.md by hand
 bench: deps
+	scripts/deps.sh bench
 	$(CARGO) bench -p concord-durable --bench engine
+	$(CARGO) bench -p concord-core --bench feeds
 
 lint:
 	$(CARGO) fmt --all -- --check

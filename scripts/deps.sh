@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Concord needs and is missing, and nothing else: a re-run on a machine that has
-# everything only checks (a few seconds). Called by the Makefile: deps.sh build|test|ui|venv|driver
+# everything only checks (a few seconds). Called by the Makefile: deps.sh build|test|bench|ui|venv|driver
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ BUILD_PKGS=(build-essential pkg-config file libssl-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev)
 TEST_PKGS=(xvfb xauth dbus dbus-x11 dunst libnotify-bin gnome-keyring libsecret-tools
   python3-dbus python3-venv webkit2gtk-driver)
+# The peers benchmarks compare against, and /usr/bin/time for their peak memory.
+BENCH_PKGS=(newsboat time)
 TAURI_DRIVER_VERSION=2.1.0
 VENV=.tools/venv
 
@@ -58,6 +60,7 @@ need_node() {
 case "${1:-}" in
   build) need_toolchain; apt_missing "${BUILD_PKGS[@]}" ;;
   test) apt_missing "${TEST_PKGS[@]}" ;;
+  bench) apt_missing "${BENCH_PKGS[@]}" ;;
   ui)
     need_node
     # npm ci only when the lock file changed since the last install.
@@ -81,5 +84,5 @@ case "${1:-}" in
       say "installing tauri-driver $TAURI_DRIVER_VERSION"
       cargo install --quiet --locked "tauri-driver@$TAURI_DRIVER_VERSION"
     fi ;;
-  *) say "usage: deps.sh build|test|ui|venv|driver"; exit 2 ;;
+  *) say "usage: deps.sh build|test|bench|ui|venv|driver"; exit 2 ;;
 esac

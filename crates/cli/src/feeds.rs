@@ -10,7 +10,7 @@ use clap::Subcommand;
 use concord_core::Concord;
 use concord_core::feeds::notify::QuietHours;
 use concord_core::feeds::store::{self, EntryFilter, FeedRow};
-use concord_core::feeds::{RefreshOptions, RefreshSummary, opml, refresh_blocking};
+use concord_core::feeds::{RefreshOptions, RefreshSummary, opml, refresh_blocking, workflow};
 use serde_json::json;
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +102,8 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             let (id, added) =
                 store::add_feed(&conn, &url, title.as_deref(), folder.as_deref(), Utc::now())
                     .map_err(err)?;
+            // Background refreshes start with the first subscription.
+            workflow::schedule(concord.engine()).map_err(err)?;
             let summary = if no_check || !added {
                 None
             } else {
@@ -174,6 +176,7 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
             };
             let report = opml::import_into(&conn, &bytes, Utc::now()).map_err(err)?;
+            workflow::schedule(concord.engine()).map_err(err)?;
             if json {
                 return print_json(&report);
             }
@@ -496,6 +499,12 @@ mod tests {
         assert_eq!(rules.quiet_hours.as_deref(), Some("22:00-07:00"));
         assert_eq!(rules.muted_feeds[0].title, "Example");
         assert_eq!(concord.status().unwrap().feeds, 1);
+        let schedules = concord.engine().schedules().unwrap();
+        assert!(
+            schedules
+                .iter()
+                .any(|s| s.schedule.name == workflow::SCHEDULE_NAME)
+        );
         let out = dir.path().join("out.opml");
         run(
             &concord,

@@ -3,6 +3,7 @@
 //! prints for people by default and JSON with `--json`.
 
 mod daemon;
+mod feeds;
 mod jobs;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ enum Command {
     Daemon,
     /// Show what runs and what is configured
     Status,
+    /// Feeds: add, list, refresh, read, mute, import and export OPML
+    #[command(subcommand)]
+    Feeds(feeds::FeedsCommand),
     /// Background jobs: list, show, cancel, retry
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -62,6 +66,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let concord = Concord::open_as(&data_dir, label).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Daemon => daemon::run(concord),
+        Command::Feeds(cmd) => feeds::run(&concord, cmd, cli.json),
         Command::Jobs(cmd) => jobs::run_jobs(concord.engine(), cmd, cli.json),
         Command::Schedules(cmd) => jobs::run_schedules(concord.engine(), cmd, cli.json),
         Command::Status => {

@@ -59,6 +59,7 @@ impl Concord {
             ..EngineConfig::default()
         };
         let engine = Engine::new(db, config)?;
+        feeds::workflow::register(&engine);
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             engine,

@@ -724,7 +724,8 @@ async fn the_refresh_runs_as_a_durable_workflow_on_its_schedule() {
     );
     let id = w.add("/wf.xml");
     let engine = Engine::new(w.concord.database().clone(), EngineConfig::default()).unwrap();
-    workflow::register(&engine).unwrap();
+    workflow::register(&engine);
+    workflow::schedule(&engine).unwrap();
     assert!(
         engine
             .schedules()

@@ -25,9 +25,9 @@ fn step_error(e: FeedError) -> StepError {
     }
 }
 
-/// Registers the "feeds.refresh" workflow on `engine` and its schedule (every
-/// [`SCHEDULE_EVERY`]; an existing schedule keeps its pause state).
-pub fn register(engine: &Engine) -> Result<(), concord_durable::Error> {
+/// Registers the "feeds.refresh" workflow kind on `engine`, so this process can run it.
+/// Cheap and in memory: call it wherever an engine is made.
+pub fn register(engine: &Engine) {
     let db = engine.database().clone();
     engine.register(
         Workflow::new(WORKFLOW_KIND, move |ctx| {
@@ -45,6 +45,11 @@ pub fn register(engine: &Engine) -> Result<(), concord_durable::Error> {
         })
         .attempt_timeout(ATTEMPT_TIMEOUT),
     );
+}
+
+/// Creates the schedule that starts a refresh every [`SCHEDULE_EVERY`] (an existing one
+/// keeps its pause state). Called when feeds are added, so an empty Concord schedules nothing.
+pub fn schedule(engine: &Engine) -> Result<(), concord_durable::Error> {
     engine.put_schedule(&Schedule::every(
         SCHEDULE_NAME,
         WORKFLOW_KIND,
