@@ -16,6 +16,19 @@ const COMMANDS: &[&str] = &[
     "retry_job",
     "cancel_job",
     "schedules",
+    // the Feeds page (src/commands/feeds.rs)
+    "feeds",
+    "add_feed",
+    "remove_feed",
+    "feed_entries",
+    "feed_entry",
+    "mark_read",
+    "mark_all_read",
+    "set_starred",
+    "set_feed_muted",
+    "set_feed_interval",
+    "refresh_feeds",
+    "open_link",
 ];
 
 fn main() {

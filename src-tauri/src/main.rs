@@ -3,9 +3,9 @@
 //!
 //! - [`launch`]: the command line (`--hidden`, `--data-dir`).
 //! - [`shell`]: the app's state and the one path every status change takes.
-//! - [`tray`], [`window`]: the tray menu and the settings window.
-//! - [`commands`]: what the window may call (granted in `capabilities/`), grouped by page, and
-//!   the job events the Activity page follows.
+//! - [`tray`], [`window`]: the tray menu; the settings window, which never navigates away.
+//! - [`commands`]: what the window may call (granted in `capabilities/`), grouped by page, the
+//!   job events the Activity page follows, and the feeds' refresh events and notifications.
 
 // Release builds on Windows have no console window; a no-op elsewhere.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
@@ -20,7 +20,7 @@ use std::io::IsTerminal as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use concord_core::{Concord, paths};
+use concord_core::{Concord, feeds, paths};
 use tauri::{App, Manager, RunEvent};
 
 use crate::launch::{Launch, USAGE};
@@ -80,7 +80,21 @@ fn main() -> ExitCode {
             commands::activity::retry_job,
             commands::activity::cancel_job,
             commands::activity::schedules,
+            commands::feeds::feeds,
+            commands::feeds::add_feed,
+            commands::feeds::remove_feed,
+            commands::feeds::feed_entries,
+            commands::feeds::feed_entry,
+            commands::feeds::mark_read,
+            commands::feeds::mark_all_read,
+            commands::feeds::set_starred,
+            commands::feeds::set_feed_muted,
+            commands::feeds::set_feed_interval,
+            commands::feeds::refresh_feeds,
+            commands::feeds::open_link,
         ])
+        .plugin(window::navigation_guard())
+        .manage(commands::feeds::Refreshing::default())
         .on_window_event(window::hide_on_close)
         .setup(move |app| setup(app, &data_dir, launch.hidden))
         .build(tauri::generate_context!());
@@ -105,13 +119,16 @@ fn main() -> ExitCode {
 }
 
 /// Opens the database the daemon uses, builds the tray, shows the window unless `--hidden`, and
-/// starts the scheduler, the status poll and the forwarding of job events to the window. An
-/// error here ends the app with the reason on stderr.
+/// starts the scheduler, the status poll, the forwarding of job events to the window and the
+/// announcing of scheduled feed refreshes. An error here ends the app with the reason on stderr.
 fn setup(app: &mut App, data_dir: &Path, hidden: bool) -> Result<(), Box<dyn std::error::Error>> {
     let concord = Concord::open_as(data_dir, "app")?;
+    // This app's scheduler runs the scheduled feed refreshes (and announces what they find).
+    feeds::workflow::register(concord.engine());
     let scheduler = concord.clone();
     // Subscribed before the scheduler starts, so the window hears about its first run too.
     let job_events = concord.engine().subscribe();
+    let refresh_events = concord.engine().subscribe();
     let status = concord.status()?;
     tracing::info!(data_dir = %data_dir.display(), line = %status.line, "Concord started");
 
@@ -131,6 +148,10 @@ fn setup(app: &mut App, data_dir: &Path, hidden: bool) -> Result<(), Box<dyn std
     tauri::async_runtime::spawn(commands::activity::forward_events(
         app.handle().clone(),
         job_events,
+    ));
+    tauri::async_runtime::spawn(commands::feeds::follow_scheduled_refreshes(
+        app.handle().clone(),
+        refresh_events,
     ));
     Ok(())
 }

@@ -45,6 +45,16 @@ impl Shell {
         T: Send + 'static,
         F: FnOnce(&Concord) -> Result<T, CoreError> + Send + 'static,
     {
+        self.blocking(call).await
+    }
+
+    /// [`Shell::core`] for calls with an error type of their own (e.g. `FeedError`).
+    pub async fn blocking<T, E, F>(&self, call: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce(&Concord) -> Result<T, E> + Send + 'static,
+    {
         let concord = self.concord.clone();
         match tauri::async_runtime::spawn_blocking(move || call(&concord)).await {
             Ok(result) => result.map_err(|error| error.to_string()),

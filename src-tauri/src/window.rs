@@ -1,6 +1,8 @@
 //! The settings window ("main"): shown on launch unless `--hidden`, by "Open Concord" and by a
-//! second launch; closing it hides it to the tray, the app keeps running.
+//! second launch; closing it hides it to the tray, the app keeps running. It shows only the
+//! app's own pages: a navigation anywhere else (a link in a feed entry) is refused.
 
+use tauri::plugin::TauriPlugin;
 use tauri::{AppHandle, Manager, Window, WindowEvent, Wry};
 
 pub const MAIN: &str = "main";
@@ -30,4 +32,20 @@ pub fn hide_on_close(window: &Window<Wry>, event: &WindowEvent) {
             tracing::warn!(%error, "cannot hide the settings window");
         }
     }
+}
+
+/// Keeps the webview on the app's own pages: a link in a feed entry that slipped past the
+/// window's click handling is refused here instead of replacing the settings window.
+pub fn navigation_guard() -> TauriPlugin<Wry> {
+    tauri::plugin::Builder::new("navigation-guard")
+        .on_navigation(|_webview, url| {
+            let own = url.scheme() == "tauri"
+                || url.scheme() == "about"
+                || url.host_str() == Some("tauri.localhost");
+            if !own {
+                tracing::warn!(%url, "the settings window may not navigate away; refused");
+            }
+            own
+        })
+        .build()
 }

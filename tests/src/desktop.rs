@@ -797,6 +797,83 @@ pub async fn text_containing(
     }
 }
 
+/// Types `text` into the input `css` finds once it is there (within `timeout`).
+pub async fn type_into(client: &fantoccini::Client, css: &str, text: &str, timeout: Duration) {
+    let input = element(client, css, timeout).await;
+    if let Err(error) = input.send_keys(text).await {
+        panic!("cannot type into {css}: {error}");
+    }
+}
+
+/// The desktop notifications sent on the session bus from now on: `dbus-monitor` watching
+/// `org.freedesktop.Notifications.Notify` (dunst answers them in the test session).
+pub struct NotificationWatch {
+    _monitor: Process,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl NotificationWatch {
+    /// Starts watching; returns once dbus-monitor is listening (it prints its first line).
+    pub async fn start() -> Self {
+        require_session();
+        let dir = match tempfile::Builder::new().prefix("concord-notify-").tempdir() {
+            Ok(dir) => dir,
+            Err(error) => panic!("cannot create a directory for dbus-monitor: {error}"),
+        };
+        let log = dir.path().join("notify.log");
+        let out =
+            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let monitor = Process::spawn(
+            "dbus-monitor",
+            Command::new("dbus-monitor")
+                .arg("--session")
+                .arg("interface='org.freedesktop.Notifications',member='Notify'")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(Stdio::null()),
+        );
+        let watch = Self {
+            _monitor: monitor,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + CHANGE_TIMEOUT;
+        while watch.text().is_empty() {
+            if Instant::now() >= deadline {
+                panic!("dbus-monitor printed nothing in {CHANGE_TIMEOUT:?}: is a session bus up?");
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        watch
+    }
+
+    /// What dbus-monitor printed so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many `Notify` calls were made so far.
+    pub fn count(&self) -> usize {
+        self.text().matches("member=Notify").count()
+    }
+
+    /// Waits up to `timeout` until a notification mentions `expected`; returns what was seen.
+    pub async fn mentioning(&self, expected: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text();
+            if text.contains("member=Notify") && text.contains(expected) {
+                return text;
+            }
+            if Instant::now() >= deadline {
+                panic!("no notification mentions {expected:?} after {timeout:?}; seen:\n{text}");
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
 /// `tauri-driver` from PATH, else where `cargo install` puts it.
 fn tauri_driver() -> PathBuf {
     let from_path = std::env::var_os("PATH").and_then(|paths| {

@@ -5,10 +5,13 @@
 use std::time::Duration;
 
 use concord_core::Concord;
+use concord_core::feeds::store;
+use concord_core::feeds::{RefreshOptions, refresh};
 use concord_durable::{RunState, StepError, Workflow};
 use concord_e2e::desktop::{
-    AppWindow, CHANGE_TIMEOUT, EMPTY_STATUS_LINE, RunningApp, STARTUP_TIMEOUT, Tray, WebDriver,
-    attribute_becomes, click, element, one_app_at_a_time, text_containing,
+    AppWindow, CHANGE_TIMEOUT, EMPTY_STATUS_LINE, NotificationWatch, RunningApp, STARTUP_TIMEOUT,
+    Tray, WebDriver, attribute_becomes, click, element, one_app_at_a_time, text_containing,
+    type_into,
 };
 use fantoccini::Locator;
 
@@ -379,4 +382,285 @@ async fn the_activity_page_shows_runs_live_and_retries_and_cancels_them_in_the_e
     .await;
 
     client.close().await.unwrap();
+}
+
+/// A feed whose entry carries XSS vectors: each would set `window.__pwned` (or the title) if
+/// it ran in the window.
+const XSS_FEED: &str = include_str!("../fixtures/feeds/xss.xml");
+
+/// A web page where a feed was expected.
+const NOT_A_FEED: &str =
+    "<!doctype html><html><head><title>Home</title></head><body>Hi</body></html>";
+
+/// A loopback HTTP server answering `/page.html` with [`NOT_A_FEED`] and every other request
+/// with [`XSS_FEED`], once `fresh` is set with the same feed and one entry more ("Fresh news").
+struct FeedServer {
+    url: String,
+    page_url: String,
+    fresh: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl FeedServer {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind a loopback port");
+        let port = listener.local_addr().expect("the port").port();
+        let fresh = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let serving = fresh.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let feed = if serving.load(std::sync::atomic::Ordering::SeqCst) {
+                    XSS_FEED.replace(
+                        "</channel>",
+                        "<item><title>Fresh news</title><guid>fresh-1</guid>\
+                         <link>https://xss.example/fresh</link><description>New today\
+                         </description></item></channel>",
+                    )
+                } else {
+                    XSS_FEED.to_owned()
+                };
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65_536 {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    // `/page.html` is a web page, not a feed; any other path is the feed.
+                    let (body, kind) = if head.starts_with(b"GET /page.html ") {
+                        (NOT_A_FEED.to_owned(), "text/html")
+                    } else {
+                        (feed, "application/rss+xml")
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {kind}; charset=utf-8\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self {
+            url: format!("http://127.0.0.1:{port}/xss.xml"),
+            page_url: format!("http://127.0.0.1:{port}/page.html"),
+            fresh,
+            _task: task,
+        }
+    }
+}
+
+/// What the reader holds and whether anything in it ran, read inside the webview.
+const READER_CHECK: &str = r#"
+const content = document.querySelector('[data-testid=reader-content]');
+const all = content ? Array.from(content.querySelectorAll('*')) : [];
+const banned = ['SCRIPT', 'IFRAME', 'FORM', 'INPUT', 'BUTTON', 'OBJECT', 'EMBED', 'BASE', 'META',
+  'LINK', 'STYLE', 'SVG', 'MATH'];
+return {
+  pwned: window.__pwned === undefined ? null : String(window.__pwned),
+  title: document.title,
+  location: window.location.href,
+  html: content ? content.innerHTML : null,
+  handlers: all.flatMap((el) => Array.from(el.attributes)
+    .filter((a) => a.name.toLowerCase().startsWith('on') || a.name.toLowerCase() === 'style')
+    .map((a) => el.tagName + ' ' + a.name)),
+  banned: all.map((el) => el.tagName.toUpperCase()).filter((tag) => banned.includes(tag)),
+  scriptUrls: all.flatMap((el) => ['href', 'src', 'action', 'data', 'srcdoc']
+    .map((name) => el.getAttribute(name) || '')
+    .filter((value) => /^\s*(javascript|data|vbscript):|<script/i.test(value))),
+};
+"#;
+
+#[tokio::test]
+async fn a_feed_added_in_the_window_is_read_safely_and_its_new_entries_are_announced_once() {
+    let _turn = one_app_at_a_time().await;
+    let server = FeedServer::start().await;
+    let notifications = NotificationWatch::start().await;
+    let driver = WebDriver::start().await;
+    let client = driver.session().await;
+
+    // An address that gives no feed is refused, in words, and not kept.
+    click(&client, "[data-page=feeds]", STARTUP_TIMEOUT).await;
+    type_into(&client, "#feed-url", &server.page_url, STARTUP_TIMEOUT).await;
+    click(&client, "[data-action=add-feed]", CHANGE_TIMEOUT).await;
+    let refused = text_containing(
+        &client,
+        "[data-testid=page-feeds] [role=alert]",
+        "Could not add the feed: Not subscribed",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    assert!(refused.contains("RSS or Atom"), "{refused}");
+    let conn = Concord::open(driver.data_dir.path())
+        .and_then(|c| Ok(c.database().connect()?))
+        .expect("open the app's database");
+    assert_eq!(store::list_feeds(&conn).expect("list").len(), 0);
+    client
+        .find(Locator::Css("#feed-url"))
+        .await
+        .expect("the address field")
+        .clear()
+        .await
+        .expect("clear it");
+
+    // Added through the window: checked at once, listed with its status and next check.
+    type_into(&client, "#feed-url", &server.url, STARTUP_TIMEOUT).await;
+    click(&client, "[data-action=add-feed]", CHANGE_TIMEOUT).await;
+    let feed = text_containing(&client, "[data-testid=feed-1]", "Evil", CHANGE_TIMEOUT).await;
+    assert!(
+        feed.contains("<script>window.__pwned='feed title'</script> Feed"),
+        "a feed title is shown as text: {feed:?}"
+    );
+    assert!(feed.contains("Next check at"), "the next check: {feed:?}");
+    let unread = "[data-testid=feed-1] [data-testid=unread]";
+    text_containing(&client, unread, "1", CHANGE_TIMEOUT).await;
+    text_containing(
+        &client,
+        "[data-testid=status-line]",
+        "1 unread",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let row = text_containing(&client, "[data-testid=entry-1]", "Vectors", CHANGE_TIMEOUT).await;
+    assert!(
+        row.contains(r#"<img src=x onerror="window.__pwned='entry title'">"#),
+        "an entry title is shown as text: {row:?}"
+    );
+
+    // Read in the reader: the sanitized HTML is there, and nothing in it ran.
+    click(&client, "[data-testid=entry-1] button", CHANGE_TIMEOUT).await;
+    text_containing(
+        &client,
+        "[data-testid=reader-content]",
+        "ok text",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    // Handlers fire asynchronously (a failed image load, an opened <details>): give them time.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = client
+        .execute(READER_CHECK, Vec::new())
+        .await
+        .expect("run the check in the webview");
+    assert_eq!(
+        seen["pwned"],
+        serde_json::Value::Null,
+        "a vector ran: {seen:#}"
+    );
+    assert_eq!(seen["title"], "Feeds · Concord", "{seen:#}");
+    assert_eq!(seen["handlers"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["banned"], serde_json::json!([]), "{seen:#}");
+    assert_eq!(seen["scriptUrls"], serde_json::json!([]), "{seen:#}");
+    let html = seen["html"].as_str().unwrap_or_default().to_lowercase();
+    for gone in [
+        "<script",
+        "javascript:",
+        "onerror",
+        "evil.example",
+        "srcdoc",
+        "<iframe",
+    ] {
+        assert!(!html.contains(gone), "{gone:?} reached the reader: {html}");
+    }
+    assert!(
+        html.contains(r#"href="https://xss.example/ok""#),
+        "the fine link stays: {html}"
+    );
+    let location = seen["location"].as_str().unwrap_or_default();
+    assert!(
+        location.starts_with("tauri://") || location.contains("tauri.localhost"),
+        "the window stays on the app: {location}"
+    );
+    attribute_becomes(
+        &client,
+        "[data-testid=entry-1]",
+        "data-read",
+        "true",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    // A new subscription's backlog is not news.
+    assert_eq!(notifications.count(), 0, "{}", notifications.text());
+
+    // Refresh now finds one new entry: one notification, and the counts follow.
+    server
+        .fresh
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    click(&client, "[data-action=refresh-feeds]", CHANGE_TIMEOUT).await;
+    text_containing(
+        &client,
+        "[data-testid=refresh-result]",
+        "1 new",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    text_containing(&client, unread, "1", CHANGE_TIMEOUT).await;
+    text_containing(
+        &client,
+        "[data-testid=entry-2]",
+        "Fresh news",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let sent = notifications.mentioning("Fresh news", CHANGE_TIMEOUT).await;
+    assert!(sent.contains("Concord"), "sent as Concord: {sent}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(notifications.count(), 1, "one grouped notification: {sent}");
+
+    // Its action opens the window on the Feeds page (dunst invokes the default action).
+    click(&client, "[data-page=activity]", CHANGE_TIMEOUT).await;
+    element(&client, "[data-testid=page-activity]", CHANGE_TIMEOUT).await;
+    let action = std::process::Command::new("dunstctl")
+        .args(["action", "0"])
+        .status()
+        .expect("run dunstctl");
+    assert!(action.success(), "dunstctl action: {action}");
+    element(&client, "[data-testid=page-feeds]", CHANGE_TIMEOUT).await;
+
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_tray_status_line_mentions_unread_feed_entries() {
+    let _turn = one_app_at_a_time().await;
+    let server = FeedServer::start().await;
+    let mut app = RunningApp::start(&["--hidden"]);
+    let tray = app.tray().await;
+    menu_is(&mut app, &tray, &FRESH_MENU).await;
+
+    // Subscribed and refreshed by another process (as `concord feeds add` would).
+    let concord = Concord::open(app.data_dir()).unwrap_or_else(|e| app.fail(e));
+    let conn = concord.database().connect().unwrap_or_else(|e| app.fail(e));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    store::add_feed(&conn, &server.url, None, None, store::from_ms(now_ms))
+        .unwrap_or_else(|e| app.fail(e));
+    let opts = RefreshOptions {
+        force: true,
+        ..RefreshOptions::default()
+    };
+    let summary = refresh(concord.database(), &opts)
+        .await
+        .unwrap_or_else(|e| app.fail(e));
+    assert_eq!(summary.new_entries, 1, "{summary:?}");
+
+    app.eventually(
+        "the tray's status line mentions the unread entry",
+        CHANGE_TIMEOUT,
+        async || {
+            let labels = tray.labels().await?;
+            match labels.first() {
+                Some(line) if line.ends_with(" · 1 unread") => Ok(()),
+                _ => Err(format!("it reads {labels:?}")),
+            }
+        },
+    )
+    .await;
 }

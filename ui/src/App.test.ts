@@ -255,9 +255,10 @@ describe('errors are shown, never swallowed', () => {
 
   test('outside the app, the window says it cannot reach Concord', async () => {
     render(App);
-    const alerts = await screen.findAllByRole('alert');
-    expect(alerts[0]).toHaveTextContent(
-      "Could not read Concord's status: This window is not running inside Concord",
+    await waitFor(() =>
+      expect(screen.getAllByRole('alert')[0]).toHaveTextContent(
+        "Could not read Concord's status: This window is not running inside Concord",
+      ),
     );
   });
 });

@@ -37,6 +37,8 @@ pub struct Status {
     pub pairs: u64,
     pub feeds: u64,
     pub conflicts: u64,
+    /// Feed entries not read yet; the line mentions them while nothing needs the person.
+    pub unread: u64,
     /// Jobs stopped until the person acts (a password was refused, a server is gone).
     pub attention: u64,
     pub jobs: JobCounts,
@@ -85,6 +87,9 @@ impl Status {
         } else {
             (StatusState::Idle, "Idle: not synced yet".to_owned())
         };
+        if self.unread > 0 && matches!(self.state, StatusState::Idle | StatusState::Syncing) {
+            self.line = format!("{} · {} unread", self.line, self.unread);
+        }
         self
     }
 }
@@ -114,6 +119,7 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
         pairs: count_rows(conn, "pairs")?,
         feeds: count_rows(conn, "feeds")?,
         conflicts: count_rows(conn, "conflicts")?,
+        unread: count_unread(conn)?,
         attention: u64::try_from(attention).unwrap_or(u64::MAX),
         jobs: JobCounts {
             pending: summary.count(RunState::Pending) + summary.count(RunState::Sleeping),
@@ -154,6 +160,15 @@ fn last_sync(recent: &[RunInfo]) -> Option<String> {
 }
 
 fn count_rows(conn: &Connection, table: &str) -> Result<u64, CoreError> {
+    count_where(conn, table, "1")
+}
+
+fn count_unread(conn: &Connection) -> Result<u64, CoreError> {
+    count_where(conn, "feed_entries", "read = 0")
+}
+
+/// Rows of `table` matching `condition`; zero while the table does not exist yet.
+fn count_where(conn: &Connection, table: &str, condition: &str) -> Result<u64, CoreError> {
     let exists = conn
         .query_row(
             "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
@@ -165,10 +180,9 @@ fn count_rows(conn: &Connection, table: &str) -> Result<u64, CoreError> {
     if !exists {
         return Ok(0);
     }
-    // `table` is one of this module's own names, never outside input.
-    let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| {
-        r.get(0)
-    })?;
+    // `table` and `condition` are this module's own text, never outside input.
+    let sql = format!("SELECT COUNT(*) FROM \"{table}\" WHERE {condition}");
+    let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -209,6 +223,7 @@ mod tests {
             pairs: 1,
             feeds: 0,
             conflicts,
+            unread: 0,
             attention: 0,
             jobs: JobCounts {
                 pending: 0,
@@ -238,6 +253,39 @@ mod tests {
         .describe();
         assert_eq!(s.state, StatusState::Attention);
         assert_eq!(s.line, "2 jobs need your attention: see Activity");
+    }
+
+    #[test]
+    fn unread_feed_entries_are_mentioned_when_nothing_needs_the_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        let conn = concord.database().connect().unwrap();
+        let now = chrono::Utc::now();
+        let (id, _) =
+            crate::feeds::store::add_feed(&conn, "https://e.example/f.xml", None, None, now)
+                .unwrap();
+        for key in ["a", "b"] {
+            conn.execute(
+                "INSERT INTO feed_entries (feed_id, entry_key, title, content_hash, first_seen_ms,
+                    last_seen_ms) VALUES (?1, ?2, 't', 'h', 0, 0)",
+                rusqlite::params![id, key],
+            )
+            .unwrap();
+        }
+        let status = concord.status().unwrap();
+        assert_eq!(status.unread, 2);
+        assert_eq!(status.line, "Idle: not synced yet · 2 unread");
+        crate::feeds::store::mark_all_read(&conn, None).unwrap();
+        let status = concord.status().unwrap();
+        assert_eq!(
+            (status.unread, status.line.as_str()),
+            (0, "Idle: not synced yet")
+        );
+        concord.set_paused(true).unwrap();
+        conn.execute("UPDATE feed_entries SET read = 0", [])
+            .unwrap();
+        let status = concord.status().unwrap();
+        assert!(!status.line.contains("unread"), "{}", status.line);
     }
 
     #[test]

@@ -24,6 +24,8 @@ export interface Status {
   pairs: number;
   feeds: number;
   conflicts: number;
+  /** Feed entries not read yet. */
+  unread: number;
   jobs: JobCounts;
   workers: number;
   /** RFC 3339, or null before the first completed sync. */
@@ -126,6 +128,76 @@ export type JobEvent =
 
 export const JOB_EVENT = 'job-event';
 
+// Feeds (crates/core feeds/store.rs and refresh.rs), for the Feeds page.
+
+/** new: never checked; waiting: the server asked for a pause; dead: failing for days. */
+export type FeedStatus = 'new' | 'ok' | 'waiting' | 'failing' | 'dead' | 'retired';
+
+export interface Feed {
+  id: number;
+  url: string;
+  /** Empty until the first check gives one. */
+  title: string;
+  site_url: string | null;
+  folder: string | null;
+  muted: boolean;
+  /** The person's own interval in seconds; null lets it adapt to how often the feed posts. */
+  interval_override_s: number | null;
+  unread: number;
+  entries: number;
+  status: FeedStatus;
+  /** RFC 3339; null once retired. */
+  next_check_at: string | null;
+  /** Why the next check is then, e.g. "posts about daily; server asked for 1 h". */
+  next_reason: string;
+  last_checked_at: string | null;
+  last_error: string | null;
+  suggestion: string | null;
+}
+
+export interface Entry {
+  id: number;
+  feed_id: number;
+  feed_title: string;
+  title: string;
+  url: string | null;
+  author: string | null;
+  published_at: string | null;
+  /** Sanitized in Rust (ammonia) before it was stored; only `feed_entry` includes it. */
+  html: string | null;
+  read: boolean;
+  starred: boolean;
+}
+
+export interface FeedFailure {
+  feed_id: number;
+  url: string;
+  error: string;
+  suggestion: string;
+  class: ErrorClass;
+}
+
+/** What one refresh did (`refresh_feeds`, and the payload of `feeds-refreshed`). */
+export interface RefreshSummary {
+  checked: number;
+  changed: number;
+  unchanged: number;
+  failed: number;
+  new_entries: number;
+  updated_entries: number;
+  retired: number;
+  slowed_down: number;
+  moved: number;
+  duration_ms: number;
+  failures: FeedFailure[];
+  notification: { summary: string; body: string; entry_ids: number[] } | null;
+}
+
+/** Emitted by Rust after every refresh the app ran (Refresh now, a new feed, the schedule). */
+export const FEEDS_REFRESHED = 'feeds-refreshed';
+/** Emitted by Rust when the window must show a page (a notification's action); payload: page id. */
+export const OPEN_PAGE = 'open-page';
+
 const OUTSIDE_APP =
   'This window is not running inside Concord, so it cannot reach the app. Open it from the tray icon.';
 
@@ -186,6 +258,74 @@ export function cancelJob(id: number): Promise<RunInfo> {
 
 export function schedules(): Promise<ScheduleInfo[]> {
   return call('schedules');
+}
+
+export function feeds(): Promise<Feed[]> {
+  return call('feeds');
+}
+
+/** Subscribes and checks the feed at once; rejects, in words, when it gives no feed. */
+export function addFeed(url: string): Promise<Feed> {
+  return call('add_feed', { url });
+}
+
+export function removeFeed(id: number): Promise<void> {
+  return call('remove_feed', { id });
+}
+
+/** Newest first, without their HTML; `feedId` null lists every feed's. */
+export function feedEntries(feedId: number | null, limit: number): Promise<Entry[]> {
+  return call('feed_entries', { feedId, limit });
+}
+
+/** One entry with its sanitized HTML, for the reader. */
+export function feedEntry(id: number, feedId: number): Promise<Entry> {
+  return call('feed_entry', { id, feedId });
+}
+
+/** Resolves to how many entries changed. */
+export function markRead(ids: number[], read: boolean): Promise<number> {
+  return call('mark_read', { ids, read });
+}
+
+export function markAllRead(feedId: number | null): Promise<number> {
+  return call('mark_all_read', { feedId });
+}
+
+export function setStarred(ids: number[], starred: boolean): Promise<number> {
+  return call('set_starred', { ids, starred });
+}
+
+/** Resolves to the feed as it is afterwards. */
+export function setFeedMuted(id: number, muted: boolean): Promise<Feed> {
+  return call('set_feed_muted', { id, muted });
+}
+
+/** `minutes` null lets the interval adapt again; resolves to the feed as it is afterwards. */
+export function setFeedInterval(id: number, minutes: number | null): Promise<Feed> {
+  return call('set_feed_interval', { id, minutes });
+}
+
+/** Checks every feed now; the window also hears `feeds-refreshed`. */
+export function refreshFeeds(): Promise<RefreshSummary> {
+  return call('refresh_feeds');
+}
+
+/** Opens a web link in the person's browser; the window itself never navigates away. */
+export function openLink(url: string): Promise<void> {
+  return call('open_link', { url });
+}
+
+export async function onFeedsRefreshed(
+  handler: (summary: RefreshSummary) => void,
+): Promise<UnlistenFn> {
+  assertInsideApp();
+  return listen<RefreshSummary>(FEEDS_REFRESHED, (event) => handler(event.payload));
+}
+
+export async function onOpenPage(handler: (page: string) => void): Promise<UnlistenFn> {
+  assertInsideApp();
+  return listen<string>(OPEN_PAGE, (event) => handler(event.payload));
 }
 
 export async function onJobEvent(handler: (event: JobEvent) => void): Promise<UnlistenFn> {

@@ -3,8 +3,8 @@ import { IDLE } from '../test/backend';
 import { PLANNED, plannedSentence } from './planned';
 
 test('a planned page claims no count while the status is unknown', () => {
-  expect(plannedSentence(PLANNED.feeds, null)).toBe(
-    'Following RSS, Atom and JSON feeds arrives with feed support.',
+  expect(plannedSentence(PLANNED.accounts, null)).toBe(
+    'Adding CalDAV, CardDAV, webcal and vdir accounts arrives with calendar sync.',
   );
 });
 

@@ -6,7 +6,7 @@ import type { Status } from './ipc';
 
 export interface PlannedText {
   /** The status count this page talks about. */
-  count: 'accounts' | 'pairs' | 'conflicts' | 'feeds';
+  count: 'accounts' | 'pairs' | 'conflicts';
   /** Singular, e.g. "account". */
   noun: string;
   /** Said when there are none, e.g. "No accounts yet." */
@@ -45,14 +45,6 @@ export const PLANNED = {
       'Once calendar sync arrives, an item changed in different ways on both sides waits here for your choice while everything else keeps syncing.',
     some: 'waiting for your choice',
     laterForSome: 'Resolving them in this window arrives with calendar sync.',
-  },
-  feeds: {
-    count: 'feeds',
-    noun: 'feed',
-    none: 'No feeds yet.',
-    later: 'Following RSS, Atom and JSON feeds arrives with feed support.',
-    some: 'configured',
-    laterForSome: 'Showing them in this window arrives with feed support.',
   },
 } as const satisfies Record<string, PlannedText>;
 

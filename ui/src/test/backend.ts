@@ -1,7 +1,16 @@
 // A stand-in for the Tauri shell: answers the IPC contract of src/lib/ipc.ts from a little
 // state, records every command, and lets a test replace any answer (or make it fail).
 import { mockIPC } from '@tauri-apps/api/mocks';
-import type { AppInfo, RunDetail, RunInfo, ScheduleInfo, Status } from '../lib/ipc';
+import type {
+  AppInfo,
+  Entry,
+  Feed,
+  RefreshSummary,
+  RunDetail,
+  RunInfo,
+  ScheduleInfo,
+  Status,
+} from '../lib/ipc';
 
 export const IDLE: Status = {
   state: 'idle',
@@ -11,6 +20,7 @@ export const IDLE: Status = {
   pairs: 0,
   feeds: 0,
   conflicts: 0,
+  unread: 0,
   jobs: { pending: 0, running: 0, failed: 0 },
   workers: 0,
   last_sync_at: null,
@@ -46,6 +56,60 @@ export function aRun(over: Partial<RunInfo> = {}): RunInfo {
   };
 }
 
+/** A feed as the store lists it, checked fine; `over` changes what the test is about. */
+export function aFeed(over: Partial<Feed> = {}): Feed {
+  return {
+    id: 1,
+    url: 'https://blog.example/feed.xml',
+    title: 'Blog',
+    site_url: 'https://blog.example/',
+    folder: null,
+    muted: false,
+    interval_override_s: null,
+    unread: 0,
+    entries: 0,
+    status: 'ok',
+    next_check_at: new Date(Date.now() + 3_600_000).toISOString(),
+    next_reason: 'next at 14:05: posts about daily',
+    last_checked_at: new Date(EARLIER).toISOString(),
+    last_error: null,
+    suggestion: null,
+    ...over,
+  };
+}
+
+/** An unread entry of feed 1; `over` changes what the test is about. */
+export function anEntry(over: Partial<Entry> = {}): Entry {
+  return {
+    id: 10,
+    feed_id: 1,
+    feed_title: 'Blog',
+    title: 'Hello',
+    url: 'https://blog.example/hello',
+    author: null,
+    published_at: new Date(EARLIER).toISOString(),
+    html: '<p>Hello <a href="https://blog.example/more" rel="noopener noreferrer">more</a></p>',
+    read: false,
+    starred: false,
+    ...over,
+  };
+}
+
+export const NOTHING_NEW: RefreshSummary = {
+  checked: 1,
+  changed: 0,
+  unchanged: 1,
+  failed: 0,
+  new_entries: 0,
+  updated_entries: 0,
+  retired: 0,
+  slowed_down: 0,
+  moved: 0,
+  duration_ms: 12,
+  failures: [],
+  notification: null,
+};
+
 type Args = Record<string, unknown>;
 type Handler = (args: Args) => unknown;
 
@@ -55,6 +119,10 @@ export interface Backend {
   /** What `jobs` lists (newest first) and `job` details, unless the test says otherwise. */
   runs: RunInfo[];
   schedules: ScheduleInfo[];
+  /** The subscriptions; their unread counts follow `entries` as the store's do. */
+  feeds: Feed[];
+  /** Every feed's entries, newest first, with their HTML. */
+  entries: Entry[];
   /** Steps and attempts per run id; a run without an entry has none. */
   details: Record<number, Pick<RunDetail, 'steps' | 'attempts'>>;
   /** Every command the UI sent, in order (event plumbing excluded). */
@@ -69,6 +137,8 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
     autostart: false,
     runs: [],
     schedules: [],
+    feeds: [],
+    entries: [],
     details: {},
     calls: [],
     argsOf: (command) => backend.calls.filter((c) => c.command === command).map((c) => c.args),
@@ -98,6 +168,59 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
     retry_job: ({ id }) => changeRun(backend, Number(id), { state: 'pending', error: null }),
     cancel_job: ({ id }) => changeRun(backend, Number(id), { state: 'cancelled' }),
     schedules: () => backend.schedules,
+    feeds: () =>
+      backend.feeds.map((feed) => {
+        const own = backend.entries.filter((e) => e.feed_id === feed.id);
+        return { ...feed, entries: own.length, unread: own.filter((e) => !e.read).length };
+      }),
+    add_feed: ({ url }) => {
+      const feed = aFeed({
+        id: backend.feeds.length + 1,
+        url: String(url),
+        title: '',
+        status: 'new',
+      });
+      backend.feeds.push(feed);
+      return feed;
+    },
+    remove_feed: ({ id }) => {
+      backend.feeds = backend.feeds.filter((f) => f.id !== id);
+      backend.entries = backend.entries.filter((e) => e.feed_id !== id);
+    },
+    feed_entries: ({ feedId, limit }) =>
+      backend.entries
+        .filter((e) => feedId === null || e.feed_id === feedId)
+        .slice(0, Number(limit))
+        .map((e) => ({ ...e, html: null })),
+    feed_entry: ({ id }) => {
+      const entry = backend.entries.find((e) => e.id === id);
+      if (entry === undefined) return Promise.reject(`entry ${String(id)} is gone`);
+      return entry;
+    },
+    mark_read: ({ ids, read }) => {
+      const wanted = ids as number[];
+      let changed = 0;
+      backend.entries = backend.entries.map((e) => {
+        if (!wanted.includes(e.id) || e.read === read) return e;
+        changed += 1;
+        return { ...e, read: read === true };
+      });
+      return changed;
+    },
+    mark_all_read: ({ feedId }) => {
+      backend.entries = backend.entries.map((e) =>
+        feedId === null || e.feed_id === feedId ? { ...e, read: true } : e,
+      );
+      return 0;
+    },
+    set_starred: () => 0,
+    set_feed_muted: ({ id, muted }) => changeFeed(backend, Number(id), { muted: muted === true }),
+    set_feed_interval: ({ id, minutes }) =>
+      changeFeed(backend, Number(id), {
+        interval_override_s: minutes === null ? null : Number(minutes) * 60,
+      }),
+    refresh_feeds: () => NOTHING_NEW,
+    open_link: () => null,
     ...overrides,
   };
   mockIPC(
@@ -119,6 +242,13 @@ function changeRun(backend: Backend, id: number, change: Partial<RunInfo>): RunI
   if (index === -1) throw `run ${id} does not exist`;
   backend.runs[index] = { ...backend.runs[index], ...change };
   return backend.runs[index];
+}
+
+function changeFeed(backend: Backend, id: number, change: Partial<Feed>): Feed {
+  const index = backend.feeds.findIndex((f) => f.id === id);
+  if (index === -1) throw `no feed matches "${id}"`;
+  backend.feeds[index] = { ...backend.feeds[index], ...change };
+  return backend.feeds[index];
 }
 
 /** How a Rust command fails: the promise rejects with a plain string. */
