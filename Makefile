@@ -57,6 +57,7 @@ bench: deps
 	scripts/deps.sh bench
 	$(CARGO) bench -p concord-durable --bench engine
 	$(CARGO) bench -p concord-core --bench feeds
+	VDIRSYNCER=$(CURDIR)/.tools/bench-venv/bin/vdirsyncer $(CARGO) bench -p concord-e2e --bench sync
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -13,6 +13,9 @@ TEST_PKGS=(xvfb xauth dbus dbus-x11 dunst libnotify-bin gnome-keyring libsecret-
 BENCH_PKGS=(newsboat time)
 TAURI_DRIVER_VERSION=2.1.0
 VENV=.tools/venv
+# vdirsyncer, the calendar sync benchmark's peer, in a venv of its own.
+BENCH_VENV=.tools/bench-venv
+VDIRSYNCER_VERSION=0.21.0
 
 say() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -60,7 +63,13 @@ need_node() {
 case "${1:-}" in
   build) need_toolchain; apt_missing "${BUILD_PKGS[@]}" ;;
   test) apt_missing "${TEST_PKGS[@]}" ;;
-  bench) apt_missing "${BENCH_PKGS[@]}" ;;
+  bench)
+    apt_missing "${BENCH_PKGS[@]}"
+    if [ ! -x "$BENCH_VENV/bin/vdirsyncer" ]; then
+      say "installing vdirsyncer into $BENCH_VENV"
+      python3 -m venv "$BENCH_VENV"
+      "$BENCH_VENV/bin/pip" install -q --disable-pip-version-check "vdirsyncer==$VDIRSYNCER_VERSION"
+    fi ;;
   ui)
     need_node
     # npm ci only when the lock file changed since the last install.

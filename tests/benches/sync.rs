@@ -4,8 +4,8 @@
 //! front of the server) and peak memory (getrusage of the child process) for both, plus the
 //! floor: one sync-collection REPORT with the current token. Prints a Markdown table.
 //!
-//! Run: `CONCORD_TEST_VENV=.tools/venv cargo bench -p concord-e2e --bench sync`
-//! (the venv needs vdirsyncer: `.tools/venv/bin/pip install vdirsyncer`).
+//! Run: `CONCORD_TEST_VENV=.tools/venv cargo bench -p concord-e2e --bench sync`, with
+//! vdirsyncer from PyPI in that venv, or named by `VDIRSYNCER=/path/to/bin/vdirsyncer`.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -46,7 +46,8 @@ fn main() -> Result<(), Failure> {
     fs::create_dir_all(&concord_dir)?;
     configure_concord(&concord_dir, &server, proxy.port)?;
     let vdirsyncer_config = configure_vdirsyncer(work.path(), &server, proxy.port)?;
-    let vdirsyncer = venv_dir().join("bin/vdirsyncer");
+    let vdirsyncer = std::env::var_os("VDIRSYNCER")
+        .map_or_else(|| venv_dir().join("bin/vdirsyncer"), PathBuf::from);
     // vdirsyncer needs its discovery once; not timed.
     run_measured(
         Command::new(&vdirsyncer)
@@ -223,7 +224,7 @@ fn change_events(server: &DavServer) -> Result<(), Failure> {
                 &format!("{}:{}", server.username(), server.password()),
             ])
             .args(["-H", "Content-Type: text/calendar"])
-            .args(["--data-binary", &event(i, &format!("Event {i}, moved"))])
+            .args(["--data-binary", &event(i, &format!("Event {i} (moved)"))])
             .arg(server.url(&path))
             .output()?;
         let code = String::from_utf8_lossy(&status.stdout).into_owned();

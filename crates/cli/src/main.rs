@@ -5,6 +5,7 @@
 mod daemon;
 mod feeds;
 mod jobs;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,21 @@ enum Command {
     /// Feeds: add, list, refresh, read, mute, import and export OPML
     #[command(subcommand)]
     Feeds(feeds::FeedsCommand),
+    /// Calendar and contact accounts: add, list, remove, discover, test
+    #[command(subcommand)]
+    Account(sync::AccountCommand),
+    /// Pairs of collections kept in sync
+    #[command(subcommand)]
+    Pair(sync::PairCommand),
+    /// Sync pairs now (all without names); --dry-run prints the plan
+    Sync(sync::SyncArgs),
+    /// Kept versions of an item (by UID or words of its title)
+    History { item: String },
+    /// Put a kept version back; the next sync carries it to the other side
+    Restore { version: i64 },
+    /// Items set aside as unreadable or duplicate UIDs
+    #[command(subcommand)]
+    Quarantine(sync::QuarantineCommand),
     /// Background jobs: list, show, cancel, retry
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -47,6 +63,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +83,12 @@ fn run(cli: Cli) -> Result<(), String> {
     let concord = Concord::open_as(&data_dir, label).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Daemon => daemon::run(concord),
+        Command::Account(cmd) => sync::run_account(&concord, cmd, cli.json),
+        Command::Pair(cmd) => sync::run_pair(&concord, cmd, cli.json),
+        Command::Sync(args) => sync::run_sync(&concord, args, cli.json),
+        Command::History { item } => sync::run_history(&concord, &item, cli.json),
+        Command::Restore { version } => sync::run_restore(&concord, version, cli.json),
+        Command::Quarantine(cmd) => sync::run_quarantine(&concord, cmd, cli.json),
         Command::Feeds(cmd) => feeds::run(&concord, cmd, cli.json),
         Command::Jobs(cmd) => jobs::run_jobs(concord.engine(), cmd, cli.json),
         Command::Schedules(cmd) => jobs::run_schedules(concord.engine(), cmd, cli.json),
@@ -79,6 +102,23 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
+}
+
+/// `concord … | head` closes the pipe early: end quietly, as a program killed by SIGPIPE
+/// would (exit code 141), instead of a panic message.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// `concord status --json`: the status plus where it was read from.

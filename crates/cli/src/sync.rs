@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use concord_core::Concord;
-use concord_core::dav::{CalDav, Credentials, DavError};
+use concord_core::dav::{CalDav, DavError};
 use concord_core::secrets::Secrets;
 use concord_core::sync::item::ItemKind;
-use concord_core::sync::run::{self, CredentialSource};
+use concord_core::sync::run::{self, CredentialSource, SystemKeyring};
 use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageConfig, StorageKind};
 use concord_core::sync::{Report, SyncOptions, sync_durably, sync_pair};
 use serde::Serialize;
@@ -134,20 +134,6 @@ pub struct SyncArgs {
 pub enum QuarantineCommand {
     /// Items set aside because they cannot be read or share a UID, with the reason
     List,
-}
-
-/// The keyring, opened when first needed (most commands never need it).
-struct Keyring;
-
-impl CredentialSource for Keyring {
-    fn credentials(
-        &self,
-        account: &state::Account,
-    ) -> Result<Credentials, concord_core::sync::SyncError> {
-        let secrets =
-            Secrets::system().map_err(|e| concord_core::sync::SyncError::Secret(e.to_string()))?;
-        secrets.credentials(account)
-    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -273,7 +259,9 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
         }
         AccountCommand::Discover { name } => {
             let account = find_account(concord, &name)?;
-            let credentials = Keyring.credentials(&account).map_err(|e| e.to_string())?;
+            let credentials = SystemKeyring
+                .credentials(&account)
+                .map_err(|e| e.to_string())?;
             let rt = runtime()?;
             let found = rt.block_on(async {
                 let client = CalDav::new(&account.url, &credentials)?;
@@ -332,7 +320,9 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                     }
                 }
                 _ => {
-                    let credentials = Keyring.credentials(&account).map_err(|e| e.to_string())?;
+                    let credentials = SystemKeyring
+                        .credentials(&account)
+                        .map_err(|e| e.to_string())?;
                     let rt = runtime()?;
                     rt.block_on(async {
                         let client = CalDav::new(&account.url, &credentials).map_err(|e| e.to_string())?;
@@ -531,9 +521,9 @@ pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), Str
                     dry_run: true,
                     allow_deletes: args.allow_deletes,
                 };
-                sync_pair(concord, &pair, &Keyring, &options).await
+                sync_pair(concord, &pair, &SystemKeyring, &options).await
             } else {
-                sync_durably(concord, &pair, Arc::new(Keyring), args.allow_deletes).await
+                sync_durably(concord, &pair, Arc::new(SystemKeyring), args.allow_deletes).await
             }
         });
         match result {
@@ -632,7 +622,7 @@ pub fn run_history(concord: &Concord, item: &str, json: bool) -> Result<(), Stri
 pub fn run_restore(concord: &Concord, version: i64, json: bool) -> Result<(), String> {
     let rt = runtime()?;
     let message = rt
-        .block_on(run::restore(concord, version, &Keyring))
+        .block_on(run::restore(concord, version, &SystemKeyring))
         .map_err(|e| e.to_string())?;
     if json {
         print_json(&serde_json::json!({ "restored": version, "message": message }))

@@ -60,10 +60,16 @@ impl Concord {
         };
         let engine = Engine::new(db, config)?;
         feeds::workflow::register(&engine);
-        Ok(Self {
+        let concord = Self {
             data_dir: data_dir.to_path_buf(),
             engine,
-        })
+        };
+        // Every process that runs the scheduler can run any pair's sync; passwords are read
+        // from the Secret Service only when a run needs one.
+        let credentials = std::sync::Arc::new(sync::run::SystemKeyring);
+        let sync_pair = sync::run::workflow(concord.clone(), credentials);
+        concord.engine.register(sync_pair);
+        Ok(concord)
     }
 
     pub fn data_dir(&self) -> &Path {

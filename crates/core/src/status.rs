@@ -83,7 +83,7 @@ impl Status {
         } else if !self.configured() {
             (StatusState::Idle, "Idle: nothing configured yet".to_owned())
         } else if let Some(at) = &self.last_sync_at {
-            (StatusState::Idle, format!("Synced at {at}"))
+            (StatusState::Idle, synced_at(at))
         } else {
             (StatusState::Idle, "Idle: not synced yet".to_owned())
         };
@@ -91,6 +91,19 @@ impl Status {
             self.line = format!("{} · {} unread", self.line, self.unread);
         }
         self
+    }
+}
+
+/// "Synced at 14:05" today, "Synced on 21 Nov at 14:05" before, in local time.
+fn synced_at(rfc3339: &str) -> String {
+    let Ok(at) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
+        return format!("Synced at {rfc3339}");
+    };
+    let at = at.with_timezone(&chrono::Local);
+    if at.date_naive() == chrono::Local::now().date_naive() {
+        format!("Synced at {}", at.format("%H:%M"))
+    } else {
+        format!("Synced on {}", at.format("%-d %b at %H:%M"))
     }
 }
 
@@ -149,7 +162,10 @@ fn last_sync(recent: &[RunInfo]) -> Option<String> {
     let finished_ms = recent
         .iter()
         .filter(|run| run.state == RunState::Completed)
-        .filter(|run| run.kind.starts_with("sync.") || run.kind.starts_with("feeds."))
+        .filter(|run| {
+            run.kind == crate::sync::run::SYNC_WORKFLOW
+                || run.kind == crate::feeds::workflow::WORKFLOW_KIND
+        })
         .filter_map(|run| run.finished_at_ms)
         .max()?;
     let at = chrono::DateTime::from_timestamp_millis(finished_ms)?;
@@ -316,7 +332,7 @@ mod tests {
     fn a_failure_fixed_by_a_later_run_no_longer_counts() {
         let run = |id, key: &str, state| RunInfo {
             id: concord_durable::RunId(id),
-            kind: "sync.pair".into(),
+            kind: crate::sync::run::SYNC_WORKFLOW.into(),
             idempotency_key: key.into(),
             state,
             attempts: 1,
@@ -337,5 +353,18 @@ mod tests {
         ];
         assert_eq!(failing_now(&newest_first), 1);
         assert!(last_sync(&newest_first).is_some());
+    }
+
+    #[test]
+    fn the_last_sync_reads_as_a_time_of_day_or_a_date() {
+        let now = chrono::Local::now();
+        let today = synced_at(&now.to_rfc3339());
+        assert_eq!(today, format!("Synced at {}", now.format("%H:%M")));
+        assert_eq!(
+            synced_at("2020-03-01T12:00:00+00:00").split(" at ").count(),
+            2,
+            "an older sync names its day"
+        );
+        assert!(synced_at("2020-03-01T12:00:00+00:00").starts_with("Synced on "));
     }
 }

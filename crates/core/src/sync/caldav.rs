@@ -6,6 +6,8 @@
 //! conditional (If-None-Match: * to create, If-Match to update or delete), and a 412 is
 //! reported as "changed", never retried as an overwrite.
 
+use std::collections::HashSet;
+
 use libdav::PropertyName;
 use libdav::caldav::GetCalendarResources;
 use libdav::carddav::GetAddressBookResources;
@@ -19,6 +21,8 @@ use crate::dav::{Credentials, DavError, HttpClient, bounded, webdav_client};
 
 /// Items per multiget REPORT (DAVx5 uses 10 to 100).
 pub const MULTIGET_BATCH_MAX: usize = 50;
+/// From this many items to fetch, one query for the whole collection is cheaper.
+pub const WHOLE_COLLECTION_FETCH_MIN: usize = 200;
 
 const CTAG: PropertyName<'static, 'static> =
     PropertyName::new("http://calendarserver.org/ns/", "getctag");
@@ -148,46 +152,65 @@ impl DavCollection {
         })
     }
 
+    /// The items at `hrefs`. Many at once (an initial sync) come in one query REPORT for the
+    /// whole collection, since servers such as Radicale pay per request for the collection's
+    /// size; the rest, and any the query leaves out, in multiget batches.
     pub async fn fetch(&self, hrefs: &[String]) -> Result<Vec<Fetched>, StorageError> {
         let mut out = Vec::with_capacity(hrefs.len());
-        for batch in hrefs.chunks(MULTIGET_BATCH_MAX) {
-            let what = "fetching items (multiget)";
-            let resources = match self.kind {
-                ItemKind::Calendar => {
-                    bounded(
-                        &self.client,
-                        what,
-                        &self.href,
-                        self.client
-                            .request(GetCalendarResources::new(&self.href).with_hrefs(batch)),
-                    )
-                    .await?
-                    .resources
-                }
-                ItemKind::Contact => {
-                    bounded(
-                        &self.client,
-                        what,
-                        &self.href,
-                        self.client
-                            .request(GetAddressBookResources::new(&self.href).with_hrefs(batch)),
-                    )
-                    .await?
-                    .resources
-                }
-            };
-            for resource in resources {
-                // A resource gone since listing (404) is simply left out.
-                if let Ok(content) = resource.content {
-                    out.push(Fetched {
-                        href: resource.href,
-                        etag: content.etag,
-                        raw: content.data.into_bytes(),
-                    });
-                }
-            }
+        let mut rest: Vec<String> = hrefs.to_vec();
+        if hrefs.len() >= WHOLE_COLLECTION_FETCH_MIN {
+            let wanted: HashSet<&str> = hrefs.iter().map(String::as_str).collect();
+            out = self.report(None).await?;
+            out.retain(|f| wanted.contains(f.href.as_str()));
+            let got: HashSet<&str> = out.iter().map(|f| f.href.as_str()).collect();
+            rest.retain(|h| !got.contains(h.as_str()));
+        }
+        for batch in rest.chunks(MULTIGET_BATCH_MAX) {
+            out.extend(self.report(Some(batch)).await?);
         }
         Ok(out)
+    }
+
+    /// One multiget REPORT for `hrefs`, or a query for the whole collection. A resource gone
+    /// since listing (404) is left out.
+    async fn report(&self, hrefs: Option<&[String]>) -> Result<Vec<Fetched>, StorageError> {
+        let what = match hrefs {
+            Some(_) => "fetching items (multiget)",
+            None => "fetching the whole collection (query)",
+        };
+        let resources = match self.kind {
+            ItemKind::Calendar => {
+                let request = GetCalendarResources::new(&self.href);
+                let request = match hrefs {
+                    Some(hrefs) => request.with_hrefs(hrefs),
+                    None => request,
+                };
+                bounded(&self.client, what, &self.href, self.client.request(request))
+                    .await?
+                    .resources
+            }
+            ItemKind::Contact => {
+                let request = GetAddressBookResources::new(&self.href);
+                let request = match hrefs {
+                    Some(hrefs) => request.with_hrefs(hrefs),
+                    None => request,
+                };
+                bounded(&self.client, what, &self.href, self.client.request(request))
+                    .await?
+                    .resources
+            }
+        };
+        Ok(resources
+            .into_iter()
+            .filter_map(|resource| {
+                let content = resource.content.ok()?;
+                Some(Fetched {
+                    href: resource.href,
+                    etag: content.etag,
+                    raw: content.data.into_bytes(),
+                })
+            })
+            .collect())
     }
 
     pub async fn create(&self, uid: &str, raw: &[u8]) -> Result<Listed, StorageError> {

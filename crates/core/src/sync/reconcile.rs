@@ -123,6 +123,17 @@ impl Action {
         }
     }
 
+    /// Whether applying this action writes to `side`'s storage.
+    pub fn writes_to(&self, side: Side) -> bool {
+        match self {
+            Action::Create { side: s, .. }
+            | Action::Update { side: s, .. }
+            | Action::Delete { side: s, .. } => *s == side,
+            Action::Merge { .. } => true,
+            Action::Record { .. } | Action::Forget { .. } | Action::Conflict { .. } => false,
+        }
+    }
+
     /// A short line for people: "create on b: Team meeting (…)".
     pub fn describe(&self) -> String {
         match self {

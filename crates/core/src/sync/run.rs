@@ -59,6 +59,18 @@ impl CredentialSource for Secrets {
     }
 }
 
+/// The system keyring (Secret Service), opened when a password is first needed, so a pair of
+/// folders syncs without a session bus.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemKeyring;
+
+impl CredentialSource for SystemKeyring {
+    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
+        let secrets = Secrets::system().map_err(|err| SyncError::Secret(err.to_string()))?;
+        secrets.credentials(account)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncOptions {
     /// Plan and print, write nothing (not even the state).
@@ -119,6 +131,8 @@ pub struct Observation {
     refresh_after_s: Option<u64>,
     /// The side's full view after this listing, by href.
     seen: BTreeMap<String, Seen>,
+    /// The stored view it replaces.
+    previous: BTreeMap<String, Seen>,
     /// Raw bytes fetched in this run, by href.
     fetched: BTreeMap<String, Vec<u8>>,
     /// Unreadable items found in this run: href, etag, summary, reason.
@@ -139,6 +153,8 @@ pub struct PairSync {
     a: Storage,
     b: Storage,
     conn: Mutex<Connection>,
+    /// Items fetched by this process's observations, so planning need not fetch them again.
+    fetched: Mutex<[BTreeMap<String, Vec<u8>>; 2]>,
 }
 
 impl std::fmt::Debug for PairSync {
@@ -337,6 +353,7 @@ impl PairSync {
             a,
             b,
             conn: Mutex::new(conn),
+            fetched: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
         })
     }
 
@@ -419,6 +436,12 @@ impl PairSync {
             observation.fetched.insert(fetched.href, fetched.raw);
         }
         observation.seen = seen;
+        observation.previous = previous;
+        let mut cache = self
+            .fetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache[side_index(side)].clone_from(&observation.fetched);
         Ok(observation)
     }
 
@@ -430,12 +453,16 @@ impl PairSync {
         let mut conn = self.conn();
         let synced = state::synced(&conn, self.pair.id)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM item_seen WHERE pair_id = ?1 AND side = ?2",
-            rusqlite::params![self.pair.id, side.as_str()],
-        )?;
-        for seen in observation.seen.values() {
-            state::put_seen(&tx, self.pair.id, side, seen)?;
+        // Only what differs from the stored view is written (a no-change sync writes nothing).
+        for (href, seen) in &observation.previous {
+            if !observation.seen.contains_key(href) {
+                state::remove_seen(&tx, self.pair.id, side, &seen.href)?;
+            }
+        }
+        for (href, seen) in &observation.seen {
+            if observation.previous.get(href) != Some(seen) {
+                state::put_seen(&tx, self.pair.id, side, seen)?;
+            }
         }
         state::set_token(&tx, self.pair.id, side, observation.token.as_deref())?;
         if let Some(after_s) = observation.refresh_after_s {
@@ -502,7 +529,15 @@ impl PairSync {
             for (uid, s) in &unique {
                 let hash = s.hash.clone().unwrap_or_default();
                 let unchanged = synced.get(uid).is_some_and(|st| st.side(side).hash == hash);
-                let raw = observed.and_then(|o| o.fetched.get(&s.href).cloned());
+                let raw = observed
+                    .and_then(|o| o.fetched.get(&s.href).cloned())
+                    .or_else(|| {
+                        let cache = self
+                            .fetched
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        cache[i].get(&s.href).cloned()
+                    });
                 if raw.is_none() && !unchanged {
                     missing.push(s.href.clone());
                 }
@@ -628,12 +663,18 @@ impl PairSync {
             return Ok(self.report(&prepared, false, Vec::new()));
         }
         let mut deferred = Vec::new();
+        let mut wrote = [false; 2];
         for batch in prepared.plan.actions.chunks(APPLY_BATCH_MAX) {
             self.keep_versions(batch)?;
             let mut done: Vec<Done> = Vec::with_capacity(batch.len());
             for action in batch {
                 match self.write(action).await {
-                    Ok(d) => done.push(d),
+                    Ok(d) => {
+                        for (i, side) in Side::BOTH.into_iter().enumerate() {
+                            wrote[i] |= action.writes_to(side);
+                        }
+                        done.push(d);
+                    }
                     Err(err) if err.is_changed() => {
                         deferred.push(format!(
                             "{} (changed meanwhile; re-read next sync)",
@@ -641,6 +682,9 @@ impl PairSync {
                         ));
                     }
                     Err(err) => {
+                        for side in Side::BOTH {
+                            self.storage(side).flush()?;
+                        }
                         self.record(&done)?;
                         let message = err.to_string();
                         let _ = state::set_outcome(&self.conn(), self.pair.id, Some(&message));
@@ -648,7 +692,22 @@ impl PairSync {
                     }
                 }
             }
+            for (i, side) in Side::BOTH.into_iter().enumerate() {
+                if wrote[i] {
+                    self.storage(side).flush()?;
+                }
+            }
             self.record(&done)?;
+        }
+        // The stored token predates our own writes: a change that nets out against it (an item
+        // deleted and restored, created and deleted) would never be reported. Listing the
+        // written sides again stores a token that includes them; another client's change in
+        // between is fetched like any other.
+        for (i, side) in Side::BOTH.into_iter().enumerate() {
+            if wrote[i] {
+                let observation = self.observe(side).await?;
+                self.commit(&observation)?;
+            }
         }
         {
             let conn = self.conn();
@@ -938,6 +997,13 @@ fn synced_pair(
         b,
         base: content.to_vec(),
         summary: summary.to_owned(),
+    }
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
     }
 }
 

@@ -127,6 +127,14 @@ impl Storage {
         }
     }
 
+    /// Makes the writes so far durable (a vdir syncs its folder once per batch, not per file).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        match self {
+            Storage::Vdir(s) => s.sync_dir(),
+            Storage::Dav(_) | Storage::Webcal(_) => Ok(()),
+        }
+    }
+
     /// Where [`Storage::create`] puts the item with this UID.
     pub fn href_for(&self, uid: &str) -> String {
         match self {

@@ -2,7 +2,8 @@
 //! read and write it. The href is the file name; the etag is modification time, size and
 //! inode (as vdirsyncer uses mtime), so an edit by any program is noticed. Writes go to a
 //! temporary file that is synced and then renamed into place, so a crash never leaves half an
-//! item; a create never replaces an existing file.
+//! item; a create never replaces an existing file. The folder itself is synced by
+//! [`Vdir::sync_dir`], once per batch of writes, before the sync records them.
 
 use std::fs;
 use std::io::Write;
@@ -101,7 +102,6 @@ impl Vdir {
             }
             Err(err) => return Err(io("creating", &target)(err)),
         }
-        self.sync_dir()?;
         let meta = fs::metadata(&target).map_err(io("reading", &target))?;
         Ok(Listed {
             href: name,
@@ -114,7 +114,6 @@ impl Vdir {
         self.check_etag(&target, href, etag)?;
         let temp = self.write_temp(raw)?;
         fs::rename(&temp, &target).map_err(io("replacing", &target))?;
-        self.sync_dir()?;
         let meta = fs::metadata(&target).map_err(io("reading", &target))?;
         Ok(etag_of(&meta))
     }
@@ -129,8 +128,7 @@ impl Vdir {
             }
             other => other?,
         }
-        fs::remove_file(&target).map_err(io("deleting", &target))?;
-        self.sync_dir()
+        fs::remove_file(&target).map_err(io("deleting", &target))
     }
 
     /// The path of an href, refusing anything that is not a plain file name in this folder.
@@ -167,7 +165,8 @@ impl Vdir {
         Ok(temp)
     }
 
-    fn sync_dir(&self) -> Result<(), StorageError> {
+    /// Makes renames and removals in the folder durable.
+    pub fn sync_dir(&self) -> Result<(), StorageError> {
         fs::File::open(&self.path)
             .and_then(|dir| dir.sync_all())
             .map_err(io("syncing", &self.path))
