@@ -55,9 +55,10 @@ torture:
 ## bench: every benchmark, side by side with its peers; figures go to BENCHMARKS.md by hand
 bench: deps
 	scripts/deps.sh bench
+	scripts/deps.sh venv
 	$(CARGO) bench -p concord-durable --bench engine
 	$(CARGO) bench -p concord-core --bench feeds
-	VDIRSYNCER=$(CURDIR)/.tools/bench-venv/bin/vdirsyncer $(CARGO) bench -p concord-e2e --bench sync
+	$(CARGO) bench -p concord-e2e --bench sync
 
 lint:
 	$(CARGO) fmt --all -- --check

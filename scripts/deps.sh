@@ -8,14 +8,11 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS=(build-essential pkg-config file libssl-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev)
 TEST_PKGS=(xvfb xauth dbus dbus-x11 dunst libnotify-bin gnome-keyring libsecret-tools
-  python3-dbus python3-venv webkit2gtk-driver)
+  python3-dbus python3-venv webkit2gtk-driver curl)
 # The peers benchmarks compare against, and /usr/bin/time for their peak memory.
 BENCH_PKGS=(newsboat time)
 TAURI_DRIVER_VERSION=2.1.0
 VENV=.tools/venv
-# vdirsyncer, the calendar sync benchmark's peer, in a venv of its own.
-BENCH_VENV=.tools/bench-venv
-VDIRSYNCER_VERSION=0.21.0
 
 say() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -63,13 +60,7 @@ need_node() {
 case "${1:-}" in
   build) need_toolchain; apt_missing "${BUILD_PKGS[@]}" ;;
   test) apt_missing "${TEST_PKGS[@]}" ;;
-  bench)
-    apt_missing "${BENCH_PKGS[@]}"
-    if [ ! -x "$BENCH_VENV/bin/vdirsyncer" ]; then
-      say "installing vdirsyncer into $BENCH_VENV"
-      python3 -m venv "$BENCH_VENV"
-      "$BENCH_VENV/bin/pip" install -q --disable-pip-version-check "vdirsyncer==$VDIRSYNCER_VERSION"
-    fi ;;
+  bench) apt_missing "${BENCH_PKGS[@]}" ;;
   ui)
     need_node
     # npm ci only when the lock file changed since the last install.
