@@ -29,6 +29,16 @@ const COMMANDS: &[&str] = &[
     "set_feed_interval",
     "refresh_feeds",
     "open_link",
+    // the Accounts and Pairs pages (src/commands/sync.rs)
+    "accounts",
+    "add_account",
+    "test_account",
+    "discover_collections",
+    "remove_account",
+    "pairs",
+    "add_pairs",
+    "remove_pair",
+    "sync_pair",
 ];
 
 fn main() {

@@ -10,6 +10,7 @@
 // Release builds on Windows have no console window; a no-op elsewhere.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod attention;
 mod commands;
 mod launch;
 mod shell;
@@ -20,7 +21,7 @@ use std::io::IsTerminal as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use concord_core::{Concord, feeds, paths};
+use concord_core::{Concord, paths};
 use tauri::{App, Manager, RunEvent};
 
 use crate::launch::{Launch, USAGE};
@@ -92,6 +93,15 @@ fn main() -> ExitCode {
             commands::feeds::set_feed_interval,
             commands::feeds::refresh_feeds,
             commands::feeds::open_link,
+            commands::sync::accounts,
+            commands::sync::add_account,
+            commands::sync::test_account,
+            commands::sync::discover_collections,
+            commands::sync::remove_account,
+            commands::sync::pairs,
+            commands::sync::add_pairs,
+            commands::sync::remove_pair,
+            commands::sync::sync_pair,
         ])
         .plugin(window::navigation_guard())
         .manage(commands::feeds::Refreshing::default())
@@ -123,8 +133,8 @@ fn main() -> ExitCode {
 /// announcing of scheduled feed refreshes. An error here ends the app with the reason on stderr.
 fn setup(app: &mut App, data_dir: &Path, hidden: bool) -> Result<(), Box<dyn std::error::Error>> {
     let concord = Concord::open_as(data_dir, "app")?;
-    // This app's scheduler runs the scheduled feed refreshes (and announces what they find).
-    feeds::workflow::register(concord.engine());
+    // Core registers the feed refresh and pair sync workflows: this app's scheduler runs them
+    // (and announces what the feed refreshes find).
     let scheduler = concord.clone();
     // Subscribed before the scheduler starts, so the window hears about its first run too.
     let job_events = concord.engine().subscribe();

@@ -8,6 +8,7 @@ use concord_core::{Concord, CoreError, Status};
 use tauri::{AppHandle, Emitter, Manager, Wry};
 use tokio::sync::Mutex;
 
+use crate::attention;
 use crate::tray::TrayMenu;
 
 /// The event the settings window listens to; its payload is the new [`Status`].
@@ -78,6 +79,12 @@ impl Shell {
         };
         if shown.as_ref() != Some(&status) {
             tracing::debug!(line = %status.line, "status changed");
+            if shown
+                .as_ref()
+                .is_some_and(|before| status.attention > before.attention)
+            {
+                attention::announce(app, &self.concord);
+            }
             self.tray.show(app, &status);
             if let Err(error) = app.emit(STATUS_CHANGED, &status) {
                 tracing::warn!(%error, "cannot tell the window the status changed");

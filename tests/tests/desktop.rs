@@ -664,3 +664,200 @@ async fn the_tray_status_line_mentions_unread_feed_entries() {
     )
     .await;
 }
+
+/// The event the calendar flow finds on the server and expects in the folder.
+const SERVER_EVENT_UID: &str = "e2e-window-flow-1";
+
+/// Every `.ics` file under `dir`, with its text.
+fn ics_files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(ics_files_under(&path));
+        } else if path.extension().is_some_and(|e| e == "ics") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            found.push((path, text));
+        }
+    }
+    found
+}
+
+/// Fills in the Accounts page's form for a CalDAV account on `server` and adds it.
+async fn add_account(
+    client: &fantoccini::Client,
+    server: &concord_e2e::servers::DavServer,
+    name: &str,
+    password: &str,
+) {
+    let fields = [
+        ("#account-url", server.base_url()),
+        ("#account-username", server.username().to_owned()),
+        ("#account-password", password.to_owned()),
+        ("#account-name", name.to_owned()),
+    ];
+    for (css, text) in fields {
+        type_into(client, css, &text, STARTUP_TIMEOUT).await;
+    }
+    click(client, "[data-action=add]", CHANGE_TIMEOUT).await;
+}
+
+#[tokio::test]
+async fn a_caldav_account_added_in_the_window_syncs_its_calendar_to_a_folder() {
+    let _turn = one_app_at_a_time().await;
+    let server = tokio::task::spawn_blocking(concord_e2e::servers::DavServer::radicale)
+        .await
+        .expect("the fixture's thread")
+        .expect("start Radicale");
+    // An event already on the server, PUT as another client would.
+    let event = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//e2e//EN\r\nBEGIN:VEVENT\r\n\
+         UID:{SERVER_EVENT_UID}\r\nDTSTAMP:20260101T090000Z\r\nDTSTART:20260105T090000Z\r\n\
+         DTEND:20260105T100000Z\r\nSUMMARY:Planning\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    let put = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args([
+            "-u",
+            &format!("{}:{}", server.username(), server.password()),
+        ])
+        .args(["-H", "Content-Type: text/calendar; charset=utf-8"])
+        .args(["--data-binary", &event])
+        .arg(format!("{}{SERVER_EVENT_UID}.ics", server.calendar_url()))
+        .output()
+        .expect("run curl");
+    let code = String::from_utf8_lossy(&put.stdout).into_owned();
+    assert!(code.starts_with('2'), "PUT the event: HTTP {code}");
+
+    let driver = WebDriver::start().await;
+    let client = driver.session().await;
+
+    // Added in the window, with its password (it goes to the session's keyring).
+    click(&client, "[data-page=accounts]", STARTUP_TIMEOUT).await;
+    add_account(&client, &server, "radicale", server.password()).await;
+    let account = "[data-testid=account-1]";
+    text_containing(&client, account, "radicale", CHANGE_TIMEOUT).await;
+
+    // Test connection answers plainly.
+    click(
+        &client,
+        &format!("{account} [data-action=test]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    text_containing(
+        &client,
+        &format!("{account} [data-testid=test-result]"),
+        "Connected",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+
+    // Discovery finds the calendar (and the address book); the calendar is chosen.
+    click(
+        &client,
+        &format!("{account} [data-action=discover]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let calendar = format!("{account} input[data-href=\"{}\"]", server.calendar_path());
+    click(&client, &calendar, CHANGE_TIMEOUT).await;
+    click(
+        &client,
+        &format!("{account} [data-action=add-pairs]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    text_containing(
+        &client,
+        &format!("{account} [data-testid=paired]"),
+        "1 pair made",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+
+    // Synced from the Pairs page: the event reaches the folder, and the pair counts it.
+    click(&client, "[data-page=pairs]", CHANGE_TIMEOUT).await;
+    let pair = "[data-testid=pair-1]";
+    text_containing(&client, pair, "Not synced yet", CHANGE_TIMEOUT).await;
+    click(
+        &client,
+        &format!("{pair} [data-action=sync]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let sync_timeout = Duration::from_secs(90);
+    let result = text_containing(
+        &client,
+        &format!("{pair} [data-testid=sync-result]"),
+        "Synced",
+        sync_timeout,
+    )
+    .await;
+    assert!(result.contains("1 created on side b"), "{result}");
+    text_containing(
+        &client,
+        &format!("{pair} [data-testid=pair-counts]"),
+        "1 item",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    text_containing(
+        &client,
+        &format!("{pair} [data-testid=last-sync]"),
+        "Last synced",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let files = ics_files_under(&driver.data_dir.path().join("vdir"));
+    assert_eq!(files.len(), 1, "one event in the folder: {files:?}");
+    assert!(
+        files[0].1.contains(SERVER_EVENT_UID) && files[0].1.contains("SUMMARY:Planning"),
+        "the server's event, as it was: {files:?}"
+    );
+
+    // A wrong password is said plainly by Test connection; Remove asks before it removes.
+    click(&client, "[data-page=accounts]", CHANGE_TIMEOUT).await;
+    add_account(&client, &server, "wrong", "not-the-password").await;
+    let wrong = "[data-testid=account-2]";
+    text_containing(&client, wrong, "wrong", CHANGE_TIMEOUT).await;
+    click(
+        &client,
+        &format!("{wrong} [data-action=test]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    text_containing(
+        &client,
+        &format!("{wrong} [data-testid=test-result]"),
+        "Wrong username or password",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    click(
+        &client,
+        &format!("{wrong} [data-action=remove]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    click(
+        &client,
+        &format!("{wrong} [data-action=confirm-remove]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let deadline = std::time::Instant::now() + CHANGE_TIMEOUT;
+    while client.find(Locator::Css(wrong)).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed account is still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    element(&client, account, CHANGE_TIMEOUT).await;
+
+    client.close().await.unwrap();
+}

@@ -80,16 +80,13 @@ describe('navigation', () => {
 
   test('pages not built yet say so, and say what is there', async () => {
     const backend = fakeBackend();
-    render(App);
-    expect(await screen.findByText(/^No accounts yet\./)).toHaveTextContent(
-      'No accounts yet. Adding CalDAV, CardDAV, webcal and vdir accounts arrives with calendar sync.',
-    );
+    openAt('conflicts');
+    expect(await screen.findByText(/^No conflicts\./)).toBeInTheDocument();
 
-    backend.status = { ...IDLE, accounts: 2 };
+    backend.status = { ...IDLE, conflicts: 2 };
     await settle();
     await emit('status-changed', backend.status);
-    expect(await screen.findByText(/^2 accounts configured\./)).toBeInTheDocument();
-    expect(screen.queryByText(/No accounts yet/)).not.toBeInTheDocument();
+    expect(await screen.findByText(/^2 conflicts waiting for your choice\./)).toBeInTheDocument();
   });
 });
 

@@ -66,9 +66,10 @@ impl Status {
             (StatusState::Attention, plural(self.conflicts, "conflict"))
         } else if self.attention > 0 {
             let jobs = plural(self.attention, "job");
+            let verb = if self.attention == 1 { "needs" } else { "need" };
             (
                 StatusState::Attention,
-                format!("{jobs} need your attention: see Activity"),
+                format!("{jobs} {verb} your attention: see Activity"),
             )
         } else if self.paused {
             (
@@ -269,6 +270,12 @@ mod tests {
         .describe();
         assert_eq!(s.state, StatusState::Attention);
         assert_eq!(s.line, "2 jobs need your attention: see Activity");
+        let s = Status {
+            attention: 1,
+            ..base(0, 0)
+        }
+        .describe();
+        assert_eq!(s.line, "1 job needs your attention: see Activity");
     }
 
     #[test]

@@ -307,7 +307,7 @@ fn announce(app: &AppHandle<Wry>, notification: Option<Notification>) {
 }
 
 /// Servers may read the body as markup (`<b>`, `<a>`): entry titles are plain text.
-fn escape_markup(text: &str) -> String {
+pub(crate) fn escape_markup(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -198,6 +198,92 @@ export const FEEDS_REFRESHED = 'feeds-refreshed';
 /** Emitted by Rust when the window must show a page (a notification's action); payload: page id. */
 export const OPEN_PAGE = 'open-page';
 
+// Calendar and contact sync (crates/core sync/state.rs, src-tauri commands/sync.rs), for the
+// Accounts and Pairs pages.
+
+export type StorageKind = 'caldav' | 'carddav' | 'webcal' | 'vdir';
+
+/** A configured account; its password is in the keyring, never here. */
+export interface Account {
+  id: number;
+  name: string;
+  kind: StorageKind;
+  /** Server address, ICS URL, or folder path. */
+  url: string;
+  username: string | null;
+}
+
+/** What the Add form sends; an empty `name` lets Rust name it after the host or folder. */
+export interface NewAccount {
+  name: string;
+  kind: StorageKind;
+  url: string;
+  username: string | null;
+  /** Goes to the keyring. */
+  password: string | null;
+  insecure_http: boolean;
+}
+
+/** One collection an account offers (a webcal or vdir account is one). */
+export interface Collection {
+  kind: 'calendar' | 'address-book';
+  /** Its path on the server, or the URL or folder of a webcal/vdir account. */
+  href: string;
+  display_name: string | null;
+  color: string | null;
+}
+
+export interface PairSide {
+  kind: StorageKind;
+  location: string;
+  display_name: string | null;
+}
+
+export type Direction = 'two-way' | 'a-to-b' | 'b-to-a';
+
+/** A pair with its last and next sync (ms since the epoch), counts and errors. */
+export interface Pair {
+  id: number;
+  name: string;
+  a: PairSide;
+  b: PairSide;
+  direction: Direction;
+  last_sync_at_ms: number | null;
+  next_sync_at_ms: number | null;
+  paused: boolean;
+  /** Why its schedule waits for the person. */
+  attention: string | null;
+  last_error: string | null;
+  /** Why the pair stopped and asks (a side emptied, a mass deletion). */
+  stopped_reason: string | null;
+  /** Items synced on both sides. */
+  items: number;
+  conflicts: number;
+  quarantined: number;
+}
+
+export interface SyncCounts {
+  create_a: number;
+  create_b: number;
+  update_a: number;
+  update_b: number;
+  delete_a: number;
+  delete_b: number;
+  merged: number;
+  conflicts: number;
+}
+
+/** What one sync of a pair did. */
+export interface SyncReport {
+  pair: string;
+  dry_run: boolean;
+  counts: SyncCounts;
+  plan: string[];
+  deferred: string[];
+  quarantined: number;
+  stopped: string | null;
+}
+
 const OUTSIDE_APP =
   'This window is not running inside Concord, so it cannot reach the app. Open it from the tray icon.';
 
@@ -314,6 +400,51 @@ export function refreshFeeds(): Promise<RefreshSummary> {
 /** Opens a web link in the person's browser; the window itself never navigates away. */
 export function openLink(url: string): Promise<void> {
   return call('open_link', { url });
+}
+
+export function accounts(): Promise<Account[]> {
+  return call('accounts');
+}
+
+/** Rejects, in words, on a bad address or a name already taken. */
+export function addAccount(account: NewAccount): Promise<Account> {
+  return call('add_account', { account });
+}
+
+/** Resolves with what worked; rejects with why not (password, not DAV, certificate, unreachable). */
+export function testAccount(name: string): Promise<{ message: string }> {
+  return call('test_account', { name });
+}
+
+export function discoverCollections(name: string): Promise<Collection[]> {
+  return call('discover_collections', { name });
+}
+
+/** Removes the account, its pairs and its password; folders and item history stay. */
+export function removeAccount(name: string): Promise<void> {
+  return call('remove_account', { name });
+}
+
+export function pairs(): Promise<Pair[]> {
+  return call('pairs');
+}
+
+/** Pairs each collection with a vdir folder (`folder`, or one under the data directory). */
+export function addPairs(
+  account: string,
+  collections: Collection[],
+  folder: string | null,
+): Promise<Pair[]> {
+  return call('add_pairs', { account, collections, folder });
+}
+
+export function removePair(name: string): Promise<void> {
+  return call('remove_pair', { name });
+}
+
+/** Sync now, one pair; resolves once the run is done. */
+export function syncPair(name: string): Promise<SyncReport> {
+  return call('sync_pair', { name });
 }
 
 export async function onFeedsRefreshed(

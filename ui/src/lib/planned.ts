@@ -1,4 +1,4 @@
-// What the pages not built yet say. Each names how many of its things exist (a count from
+// What the page not built yet (Conflicts) says. It names how many of its things exist (a count from
 // the status) and then, truthfully, what this window cannot do with them yet.
 
 import { plural } from './format';
@@ -6,7 +6,7 @@ import type { Status } from './ipc';
 
 export interface PlannedText {
   /** The status count this page talks about. */
-  count: 'accounts' | 'pairs' | 'conflicts';
+  count: 'conflicts';
   /** Singular, e.g. "account". */
   noun: string;
   /** Said when there are none, e.g. "No accounts yet." */
@@ -20,23 +20,6 @@ export interface PlannedText {
 }
 
 export const PLANNED = {
-  accounts: {
-    count: 'accounts',
-    noun: 'account',
-    none: 'No accounts yet.',
-    later: 'Adding CalDAV, CardDAV, webcal and vdir accounts arrives with calendar sync.',
-    some: 'configured',
-    laterForSome: 'Listing and editing them in this window arrives with calendar sync.',
-  },
-  pairs: {
-    count: 'pairs',
-    noun: 'pair',
-    none: 'No pairs yet.',
-    later:
-      'A pair keeps two collections in step, such as a CalDAV calendar and a vdir folder. Creating pairs arrives with calendar sync.',
-    some: 'configured',
-    laterForSome: 'Showing them in this window arrives with calendar sync.',
-  },
   conflicts: {
     count: 'conflicts',
     noun: 'conflict',

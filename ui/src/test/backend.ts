@@ -2,14 +2,19 @@
 // state, records every command, and lets a test replace any answer (or make it fail).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import type {
+  Account,
   AppInfo,
+  Collection,
   Entry,
   Feed,
+  NewAccount,
+  Pair,
   RefreshSummary,
   RunDetail,
   RunInfo,
   ScheduleInfo,
   Status,
+  SyncReport,
 } from '../lib/ipc';
 
 export const IDLE: Status = {
@@ -110,6 +115,59 @@ export const NOTHING_NEW: RefreshSummary = {
   notification: null,
 };
 
+/** A CalDAV calendar as discovery finds it. */
+export const CALENDAR: Collection = {
+  kind: 'calendar',
+  href: '/ada/calendar/',
+  display_name: 'Calendar',
+  color: '#3a429cff',
+};
+
+/** A pair of a CalDAV calendar and a folder, synced an hour ago; `over` changes what matters. */
+export function aPair(over: Partial<Pair> = {}): Pair {
+  return {
+    id: 1,
+    name: 'dav-calendar',
+    a: { kind: 'caldav', location: 'https://dav.example/ada/calendar/', display_name: 'Calendar' },
+    b: {
+      kind: 'vdir',
+      location: '/home/ada/.local/share/concord/vdir/dav/calendar',
+      display_name: null,
+    },
+    direction: 'two-way',
+    last_sync_at_ms: EARLIER,
+    next_sync_at_ms: Date.now() + 900_000,
+    paused: false,
+    attention: null,
+    last_error: null,
+    stopped_reason: null,
+    items: 3,
+    conflicts: 0,
+    quarantined: 0,
+    ...over,
+  };
+}
+
+/** What a first sync of a pair with one event on the server reports. */
+export const ONE_CREATED: SyncReport = {
+  pair: 'dav-calendar',
+  dry_run: false,
+  counts: {
+    create_a: 0,
+    create_b: 1,
+    update_a: 0,
+    update_b: 0,
+    delete_a: 0,
+    delete_b: 0,
+    merged: 0,
+    conflicts: 0,
+  },
+  plan: [],
+  deferred: [],
+  quarantined: 0,
+  stopped: null,
+};
+
 type Args = Record<string, unknown>;
 type Handler = (args: Args) => unknown;
 
@@ -123,6 +181,10 @@ export interface Backend {
   feeds: Feed[];
   /** Every feed's entries, newest first, with their HTML. */
   entries: Entry[];
+  accounts: Account[];
+  /** What discovery finds on every account. */
+  collections: Collection[];
+  pairs: Pair[];
   /** Steps and attempts per run id; a run without an entry has none. */
   details: Record<number, Pick<RunDetail, 'steps' | 'attempts'>>;
   /** Every command the UI sent, in order (event plumbing excluded). */
@@ -139,6 +201,9 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
     schedules: [],
     feeds: [],
     entries: [],
+    accounts: [],
+    collections: [CALENDAR],
+    pairs: [],
     details: {},
     calls: [],
     argsOf: (command) => backend.calls.filter((c) => c.command === command).map((c) => c.args),
@@ -221,6 +286,41 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
       }),
     refresh_feeds: () => NOTHING_NEW,
     open_link: () => null,
+    accounts: () => backend.accounts,
+    add_account: ({ account }) => {
+      const asked = account as NewAccount;
+      const added: Account = {
+        id: backend.accounts.length + 1,
+        name: asked.name === '' ? 'dav' : asked.name,
+        kind: asked.kind,
+        url: asked.url,
+        username: asked.username,
+      };
+      backend.accounts.push(added);
+      return added;
+    },
+    test_account: ({ name }) => ({ message: `Connected: signed in as /${String(name)}/` }),
+    discover_collections: () => backend.collections,
+    remove_account: ({ name }) => {
+      backend.accounts = backend.accounts.filter((a) => a.name !== name);
+    },
+    pairs: () => backend.pairs,
+    add_pairs: ({ account, collections }) => {
+      const made = (collections as Collection[]).map((c, i) =>
+        aPair({
+          id: backend.pairs.length + i + 1,
+          name: `${String(account)}-${c.display_name ?? 'x'}`.toLowerCase(),
+          last_sync_at_ms: null,
+          items: 0,
+        }),
+      );
+      backend.pairs.push(...made);
+      return made;
+    },
+    remove_pair: ({ name }) => {
+      backend.pairs = backend.pairs.filter((p) => p.name !== name);
+    },
+    sync_pair: ({ name }) => ({ ...ONE_CREATED, pair: String(name) }),
     ...overrides,
   };
   mockIPC(

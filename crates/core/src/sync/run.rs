@@ -66,8 +66,18 @@ pub struct SystemKeyring;
 
 impl CredentialSource for SystemKeyring {
     fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
-        let secrets = Secrets::system().map_err(|err| SyncError::Secret(err.to_string()))?;
-        secrets.credentials(account)
+        let read = || {
+            let secrets = Secrets::system().map_err(|err| SyncError::Secret(err.to_string()))?;
+            secrets.credentials(account)
+        };
+        // The Secret Service is a blocking D-Bus call: on a multi-threaded runtime's worker it
+        // is made through `block_in_place`, so other runs on that worker keep going.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(read)
+            }
+            _ => read(),
+        }
     }
 }
 

@@ -1,0 +1,645 @@
+//! The Accounts and Pairs pages' commands: add a CalDAV/CardDAV server, a webcal URL or a vdir
+//! folder (its password goes to the keyring, never the database), test it, discover its
+//! collections and pair the chosen ones with vdir folders; list the pairs with their last and
+//! next sync, counts and errors, remove them, and Sync now one pair. Everything is
+//! `concord_core::sync`, called as `concord account|pair|sync` call it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use concord_core::Concord;
+use concord_core::dav::{CalDav, Credentials, DavError};
+use concord_core::secrets::Secrets;
+use concord_core::sync::item::ItemKind;
+use concord_core::sync::run::{self, CredentialSource, SystemKeyring};
+use concord_core::sync::state::{self, Account, Direction, Pair, StorageKind};
+use concord_core::sync::webcal::Webcal;
+use concord_core::sync::{Report, sync_durably};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, State, Wry};
+
+use crate::shell::Shell;
+
+/// How often a pair made here syncs in the background (as `concord pair add` by default).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// Where pairs made without a chosen folder keep their items, under the data directory.
+pub const VDIR_FOLDER: &str = "vdir";
+
+fn db(concord: &Concord) -> Result<Connection, String> {
+    concord.database().connect().map_err(|e| e.to_string())
+}
+
+fn find_account(conn: &Connection, name: &str) -> Result<Account, String> {
+    state::account(conn, name)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("There is no account named {name:?}"))
+}
+
+// ---- accounts ------------------------------------------------------------------------------
+
+#[tauri::command]
+pub async fn accounts(shell: State<'_, Shell>) -> Result<Vec<Account>, String> {
+    shell
+        .blocking(|concord| state::accounts(&db(concord)?).map_err(|e| e.to_string()))
+        .await
+}
+
+/// What the Add form sends. No `Debug`: it holds the password.
+#[derive(Deserialize)]
+pub struct NewAccount {
+    /// Empty: named after the server's host or the folder.
+    pub name: String,
+    pub kind: StorageKind,
+    /// Server address, ICS URL, or folder path.
+    pub url: String,
+    pub username: Option<String>,
+    /// Goes to the keyring under the account's name.
+    pub password: Option<String>,
+    /// Plain http:// to a host other than this machine, said on purpose.
+    #[serde(default)]
+    pub insecure_http: bool,
+}
+
+/// Adds an account; its password goes to the keyring, never the database.
+#[tauri::command]
+pub async fn add_account(
+    app: AppHandle<Wry>,
+    shell: State<'_, Shell>,
+    account: NewAccount,
+) -> Result<Account, String> {
+    let added = shell.blocking(move |concord| add(concord, account)).await?;
+    let _ = shell.publish(&app).await;
+    Ok(added)
+}
+
+fn add(concord: &Concord, new: NewAccount) -> Result<Account, String> {
+    let url = new.url.trim().to_owned();
+    if url.is_empty() {
+        return Err("Give the server's address, the calendar's URL or the folder".to_owned());
+    }
+    let url = if new.kind == StorageKind::Vdir {
+        let path = std::path::absolute(&url).map_err(|e| format!("{url}: {e}"))?;
+        if !path.is_dir() {
+            return Err(format!("{} is not a folder", path.display()));
+        }
+        path.display().to_string()
+    } else {
+        let lower = url.to_ascii_lowercase();
+        let url = match lower.strip_prefix("webcal://") {
+            Some(rest) => format!("https://{rest}"),
+            None => url,
+        };
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+            return Err(format!("{url} is not a web address (https://…)"));
+        }
+        if lower.starts_with("http://") && !new.insecure_http && !is_this_machine(&url) {
+            return Err(format!(
+                "{url} is plain http: the password would travel unencrypted. Use https://"
+            ));
+        }
+        url
+    };
+    let conn = db(concord)?;
+    let taken: HashSet<String> = state::accounts(&conn)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    let name = match new.name.trim() {
+        "" => unique(&slug(&default_name(&url)), &taken),
+        name if taken.contains(name) => {
+            return Err(format!("There is already an account named {name:?}"));
+        }
+        name => name.to_owned(),
+    };
+    let username = new.username.filter(|u| !u.trim().is_empty());
+    if let Some(password) = new.password.filter(|p| !p.is_empty()) {
+        let secrets = Secrets::system().map_err(|e| e.to_string())?;
+        secrets
+            .set_password(&name, &password)
+            .map_err(|e| e.to_string())?;
+    }
+    let id = state::add_account(&conn, &name, new.kind, &url, username.as_deref())
+        .map_err(|e| format!("Could not keep the account {name:?}: {e}"))?;
+    Ok(Account {
+        id,
+        name,
+        kind: new.kind,
+        url,
+        username,
+    })
+}
+
+/// Whether a plain-http address points at this machine (a local server, a test).
+fn is_this_machine(url: &str) -> bool {
+    let host = host_of(url);
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// `https://dav.example.com:8443/x` -> `dav.example.com:8443`.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+}
+
+fn default_name(url: &str) -> String {
+    if url.contains("://") {
+        host_of(url)
+            .split(':')
+            .next()
+            .unwrap_or("account")
+            .to_owned()
+    } else {
+        Path::new(url)
+            .file_name()
+            .map_or_else(|| "folder".to_owned(), |n| n.to_string_lossy().into_owned())
+    }
+}
+
+/// Lower-case letters, digits and dashes: safe as an account, pair or folder name.
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-');
+    if out.is_empty() {
+        "sync".to_owned()
+    } else {
+        out.chars().take(48).collect()
+    }
+}
+
+fn unique(base: &str, taken: &HashSet<String>) -> String {
+    let mut name = base.to_owned();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}
+
+/// What Test connection answers when it could connect.
+#[derive(Debug, Serialize)]
+pub struct TestAnswer {
+    pub message: String,
+}
+
+/// Connects and says plainly whether it works: a rejected password, an address that is not a
+/// DAV server, a certificate problem and an unreachable server each get their sentence.
+#[tauri::command]
+pub async fn test_account(shell: State<'_, Shell>, name: String) -> Result<TestAnswer, String> {
+    let account = shell
+        .blocking({
+            let name = name.clone();
+            move |concord| find_account(&db(concord)?, &name)
+        })
+        .await?;
+    let message = match account.kind {
+        StorageKind::Vdir => {
+            let path = PathBuf::from(&account.url);
+            if path.is_dir() {
+                format!("The folder {} is there", account.url)
+            } else {
+                return Err(format!("{} is not a folder (any more)", account.url));
+            }
+        }
+        StorageKind::Webcal => {
+            let credentials = credentials_for(&shell, &account).await?;
+            let calendar = Webcal::new(&account.url, &credentials).map_err(|e| e.to_string())?;
+            let listing = calendar.changes(None).await.map_err(|e| explain(&e))?;
+            format!(
+                "Connected: the calendar has {} item(s)",
+                listing.changed.len()
+            )
+        }
+        StorageKind::Caldav | StorageKind::Carddav => {
+            let credentials = credentials_for(&shell, &account).await?;
+            let client = CalDav::new(&account.url, &credentials).map_err(|e| e.to_string())?;
+            match client.current_user_principal().await {
+                Ok(Some(principal)) => format!("Connected: signed in as {principal}"),
+                Ok(None) => "Connected (the server names no principal)".to_owned(),
+                Err(error) => return Err(explain_dav(&error)),
+            }
+        }
+    };
+    Ok(TestAnswer { message })
+}
+
+fn explain(error: &concord_core::sync::storage::StorageError) -> String {
+    match error {
+        concord_core::sync::storage::StorageError::Dav(dav) => explain_dav(dav),
+        other => other.to_string(),
+    }
+}
+
+fn explain_dav(error: &DavError) -> String {
+    match error {
+        DavError::Unauthorized { .. } => {
+            "Wrong username or password: the server refused them".to_owned()
+        }
+        DavError::Request { .. } => {
+            let text = error.to_string();
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("certificate") || lower.contains("tls") {
+                format!("Certificate problem: the server's identity could not be checked ({text})")
+            } else {
+                format!("Cannot reach the server: {text}")
+            }
+        }
+        DavError::Status { .. } => format!("Not a CalDAV/CardDAV server, or not here: {error}"),
+        DavError::Timeout { .. } => format!("The server did not answer: {error}"),
+        _ => error.to_string(),
+    }
+}
+
+async fn credentials_for(shell: &Shell, account: &Account) -> Result<Credentials, String> {
+    let account = account.clone();
+    shell
+        .blocking(move |_| SystemKeyring.credentials(&account))
+        .await
+}
+
+/// One collection an account offers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Collection {
+    /// "calendar" or "address-book".
+    pub kind: String,
+    /// The collection's path on the server (or the URL or folder of a webcal/vdir account).
+    pub href: String,
+    pub display_name: Option<String>,
+    pub color: Option<String>,
+}
+
+/// The account's calendars and address books (a webcal or vdir account is one collection).
+#[tauri::command]
+pub async fn discover_collections(
+    shell: State<'_, Shell>,
+    name: String,
+) -> Result<Vec<Collection>, String> {
+    let account = shell
+        .blocking(move |concord| find_account(&db(concord)?, &name))
+        .await?;
+    if matches!(account.kind, StorageKind::Vdir | StorageKind::Webcal) {
+        return Ok(vec![Collection {
+            kind: "calendar".to_owned(),
+            href: account.url.clone(),
+            display_name: Some(account.name.clone()),
+            color: None,
+        }]);
+    }
+    let credentials = credentials_for(&shell, &account).await?;
+    let client = CalDav::new(&account.url, &credentials).map_err(|e| e.to_string())?;
+    let discovery = client.discover().await.map_err(|e| explain_dav(&e))?;
+    let (_, books) = client
+        .discover_address_books(discovery.principal.as_deref())
+        .await
+        .map_err(|e| explain_dav(&e))?;
+    let calendars = discovery.calendars.into_iter().map(|c| ("calendar", c));
+    let books = books.into_iter().map(|c| ("address-book", c));
+    Ok(calendars
+        .chain(books)
+        .map(|(kind, c)| Collection {
+            kind: kind.to_owned(),
+            href: c.href,
+            display_name: c.display_name,
+            color: c.color,
+        })
+        .collect())
+}
+
+/// Removes an account with its pairs (their schedules stop) and its password. The synced
+/// folders and the item history stay.
+#[tauri::command]
+pub async fn remove_account(
+    app: AppHandle<Wry>,
+    shell: State<'_, Shell>,
+    name: String,
+) -> Result<(), String> {
+    shell
+        .blocking(move |concord| {
+            let conn = db(concord)?;
+            let account = find_account(&conn, &name)?;
+            let pairs = pairs_of(&conn, account.id)?;
+            if !state::remove_account(&conn, &name).map_err(|e| e.to_string())? {
+                return Err(format!("There is no account named {name:?}"));
+            }
+            for pair in &pairs {
+                let _ = concord.engine().remove_schedule(&run::schedule_name(pair));
+            }
+            if let Ok(secrets) = Secrets::system() {
+                let _ = secrets.delete_password(&name);
+            }
+            Ok(())
+        })
+        .await?;
+    let _ = shell.publish(&app).await;
+    Ok(())
+}
+
+fn pairs_of(conn: &Connection, account_id: i64) -> Result<Vec<String>, String> {
+    Ok(state::pairs(conn)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|p| p.a.account_id == Some(account_id) || p.b.account_id == Some(account_id))
+        .map(|p| p.name)
+        .collect())
+}
+
+// ---- pairs ---------------------------------------------------------------------------------
+
+/// One side of a pair, as the Pairs page shows it.
+#[derive(Debug, Serialize)]
+pub struct PairSide {
+    pub kind: StorageKind,
+    pub location: String,
+    pub display_name: Option<String>,
+}
+
+/// A pair with its last and next sync, counts and errors.
+#[derive(Debug, Serialize)]
+pub struct PairRow {
+    pub id: i64,
+    pub name: String,
+    pub a: PairSide,
+    pub b: PairSide,
+    pub direction: Direction,
+    pub last_sync_at_ms: Option<i64>,
+    /// When the schedule syncs it next; None without a schedule.
+    pub next_sync_at_ms: Option<i64>,
+    /// Its schedule is paused (by Pause, or because it waits for the person).
+    pub paused: bool,
+    /// Why its schedule waits for the person, if it does.
+    pub attention: Option<String>,
+    pub last_error: Option<String>,
+    /// Why the pair stopped and asks (emptied side, mass deletion).
+    pub stopped_reason: Option<String>,
+    /// Items synced on both sides.
+    pub items: usize,
+    pub conflicts: usize,
+    pub quarantined: usize,
+}
+
+fn side(s: &state::StorageConfig) -> PairSide {
+    PairSide {
+        kind: s.kind,
+        location: s.location.clone(),
+        display_name: s.display_name.clone(),
+    }
+}
+
+fn pair_rows(concord: &Concord) -> Result<Vec<PairRow>, String> {
+    let conn = db(concord)?;
+    let pairs = state::pairs(&conn).map_err(|e| e.to_string())?;
+    let schedules = concord.engine().schedules().map_err(|e| e.to_string())?;
+    let quarantined = state::quarantined(&conn).map_err(|e| e.to_string())?;
+    pairs
+        .into_iter()
+        .map(|pair: Pair| {
+            let schedule = schedules
+                .iter()
+                .find(|s| s.schedule.name == run::schedule_name(&pair.name));
+            Ok(PairRow {
+                id: pair.id,
+                a: side(&pair.a),
+                b: side(&pair.b),
+                direction: pair.direction,
+                last_sync_at_ms: pair.last_sync_at_ms,
+                next_sync_at_ms: schedule.map(|s| s.next_fire_at_ms),
+                paused: schedule.is_some_and(|s| s.paused),
+                attention: schedule.and_then(|s| s.attention.clone()),
+                last_error: pair.last_error,
+                stopped_reason: pair.stopped_reason,
+                items: state::synced(&conn, pair.id)
+                    .map_err(|e| e.to_string())?
+                    .len(),
+                conflicts: state::conflicts(&conn, pair.id)
+                    .map_err(|e| e.to_string())?
+                    .len(),
+                quarantined: quarantined.iter().filter(|q| q.pair == pair.name).count(),
+                name: pair.name,
+            })
+        })
+        .collect()
+}
+
+#[tauri::command]
+pub async fn pairs(shell: State<'_, Shell>) -> Result<Vec<PairRow>, String> {
+    shell.blocking(pair_rows).await
+}
+
+/// Pairs each chosen collection of `account` with a vdir folder: `folder` when one collection
+/// is chosen, a sub-folder of it per collection when several, and by default a folder under
+/// the data directory (`vdir/ACCOUNT/COLLECTION`). Each pair syncs every 15 minutes.
+#[tauri::command]
+pub async fn add_pairs(
+    app: AppHandle<Wry>,
+    shell: State<'_, Shell>,
+    account: String,
+    collections: Vec<Collection>,
+    folder: Option<String>,
+) -> Result<Vec<PairRow>, String> {
+    if collections.is_empty() {
+        return Err("Choose at least one collection to sync".to_owned());
+    }
+    let added = shell
+        .blocking(move |concord| {
+            let folder = folder.filter(|f| !f.trim().is_empty());
+            make_pairs(concord, &account, &collections, folder.as_deref())
+        })
+        .await?;
+    let _ = shell.publish(&app).await;
+    let rows = shell.blocking(pair_rows).await?;
+    Ok(rows.into_iter().filter(|r| added.contains(&r.id)).collect())
+}
+
+fn make_pairs(
+    concord: &Concord,
+    account_name: &str,
+    collections: &[Collection],
+    folder: Option<&str>,
+) -> Result<Vec<i64>, String> {
+    let conn = db(concord)?;
+    let account = find_account(&conn, account_name)?;
+    let mut taken: HashSet<String> = state::pairs(&conn)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let mut added = Vec::new();
+    for collection in collections {
+        let contacts = collection.kind == "address-book" || account.kind == StorageKind::Carddav;
+        let item_kind = if contacts {
+            ItemKind::Contact
+        } else {
+            ItemKind::Calendar
+        };
+        let (kind, location) = match account.kind {
+            StorageKind::Caldav | StorageKind::Carddav => {
+                let kind = if contacts {
+                    StorageKind::Carddav
+                } else {
+                    StorageKind::Caldav
+                };
+                (kind, collection_url(&account.url, &collection.href))
+            }
+            other => (other, account.url.clone()),
+        };
+        let label = collection
+            .display_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| last_segment(&collection.href));
+        let collection_slug = slug(&label);
+        let dir = match folder {
+            Some(folder) if collections.len() == 1 => {
+                std::path::absolute(folder).map_err(|e| format!("{folder}: {e}"))?
+            }
+            Some(folder) => std::path::absolute(folder)
+                .map_err(|e| format!("{folder}: {e}"))?
+                .join(&collection_slug),
+            None => concord
+                .data_dir()
+                .join(VDIR_FOLDER)
+                .join(slug(&account.name))
+                .join(&collection_slug),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("Cannot create the folder {}: {e}", dir.display()))?;
+        let a = state::put_storage(
+            &conn,
+            Some(account.id),
+            kind,
+            item_kind,
+            &location,
+            Some(&label),
+        )
+        .map_err(|e| e.to_string())?;
+        let b = state::put_storage(
+            &conn,
+            None,
+            StorageKind::Vdir,
+            item_kind,
+            &dir.display().to_string(),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        let name = unique(
+            &format!("{}-{collection_slug}", slug(&account.name)),
+            &taken,
+        );
+        // A webcal calendar is read-only: it only flows to the folder.
+        let direction = if kind == StorageKind::Webcal {
+            Direction::AToB
+        } else {
+            Direction::TwoWay
+        };
+        let id = state::add_pair(&conn, &name, a, b, direction, state::ConflictPolicy::Ask)
+            .map_err(|e| format!("Could not pair {label}: {e}"))?;
+        run::schedule(concord.engine(), &name, SYNC_INTERVAL).map_err(|e| e.to_string())?;
+        taken.insert(name);
+        added.push(id);
+    }
+    Ok(added)
+}
+
+/// A collection's absolute URL: its href on the account's server.
+fn collection_url(account_url: &str, href: &str) -> String {
+    if href.starts_with("http://") || href.starts_with("https://") {
+        return href.to_owned();
+    }
+    let origin: String = account_url
+        .splitn(4, '/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/");
+    format!("{origin}/{}", href.trim_start_matches('/'))
+}
+
+fn last_segment(href: &str) -> String {
+    href.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(href)
+        .to_owned()
+}
+
+/// Removes a pair and its schedule; both collections and the item history stay.
+#[tauri::command]
+pub async fn remove_pair(
+    app: AppHandle<Wry>,
+    shell: State<'_, Shell>,
+    name: String,
+) -> Result<(), String> {
+    shell
+        .blocking(move |concord| {
+            if !state::remove_pair(&db(concord)?, &name).map_err(|e| e.to_string())? {
+                return Err(format!("There is no pair named {name:?}"));
+            }
+            let _ = concord.engine().remove_schedule(&run::schedule_name(&name));
+            Ok(())
+        })
+        .await?;
+    let _ = shell.publish(&app).await;
+    Ok(())
+}
+
+/// Sync now, one pair: runs its sync as a durable run and waits for it (up to a minute; a
+/// longer one goes on in the background). A stopped pair's report says why it stopped.
+#[tauri::command]
+pub async fn sync_pair(
+    app: AppHandle<Wry>,
+    shell: State<'_, Shell>,
+    name: String,
+) -> Result<Report, String> {
+    let concord = shell.concord().clone();
+    let report = sync_durably(&concord, &name, Arc::new(SystemKeyring), false)
+        .await
+        .map_err(|e| e.to_string());
+    let _ = shell.publish(&app).await;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_safe_and_unique() {
+        assert_eq!(slug("Work Calendar (2)"), "work-calendar-2");
+        assert_eq!(slug("../.."), "sync");
+        let taken = HashSet::from(["dav-work".to_owned()]);
+        assert_eq!(unique("dav-work", &taken), "dav-work-2");
+        assert_eq!(
+            default_name("https://user@dav.example.com:8443/x"),
+            "dav.example.com"
+        );
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_to_this_machine() {
+        assert!(is_this_machine("http://127.0.0.1:5232/"));
+        assert!(is_this_machine("http://localhost/dav"));
+        assert!(!is_this_machine("http://dav.example.com/"));
+        assert!(!is_this_machine("http://localhost.evil.example/"));
+    }
+
+    #[test]
+    fn a_collection_href_lands_on_the_account_server() {
+        assert_eq!(
+            collection_url("http://127.0.0.1:5232/user/", "/user/calendar/"),
+            "http://127.0.0.1:5232/user/calendar/"
+        );
+        assert_eq!(last_segment("/user/calendar/"), "calendar");
+    }
+}

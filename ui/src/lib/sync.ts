@@ -1,0 +1,103 @@
+// Accounts, collections and pairs in a person's words: what a pair is, when it synced and
+// syncs next, what it holds, and what one sync did.
+
+import { formatTime, plural } from './format';
+import type { Account, Collection, Pair, PairSide, StorageKind, SyncReport } from './ipc';
+
+/** The durable workflow that syncs one pair (crates/core sync/run.rs `SYNC_WORKFLOW`). */
+export const SYNC_WORKFLOW = 'sync-pair';
+
+export const KIND_LABELS: Record<StorageKind, string> = {
+  caldav: 'CalDAV server',
+  carddav: 'CardDAV server',
+  webcal: 'Webcal (ICS) URL',
+  vdir: 'vdir folder',
+};
+
+/** What the address field asks for, per kind. */
+export const URL_LABELS: Record<StorageKind, string> = {
+  caldav: 'Server address',
+  carddav: 'Server address',
+  webcal: 'Calendar URL',
+  vdir: 'Folder',
+};
+
+/** Whether an account of this kind signs in (a folder does not). */
+export function signsIn(kind: StorageKind): boolean {
+  return kind !== 'vdir';
+}
+
+/** Whether the account has collections to discover, rather than being one. */
+export function discovers(account: Account): boolean {
+  return account.kind === 'caldav' || account.kind === 'carddav';
+}
+
+export function collectionName(collection: Collection): string {
+  if (collection.display_name !== null && collection.display_name.trim() !== '') {
+    return collection.display_name;
+  }
+  const parts = collection.href.split('/').filter((p) => p !== '');
+  return parts[parts.length - 1] ?? collection.href;
+}
+
+export function sideLabel(side: PairSide): string {
+  const name = side.display_name === null ? '' : ` “${side.display_name}”`;
+  return `${KIND_LABELS[side.kind]}${name}: ${side.location}`;
+}
+
+export function directionLabel(pair: Pair): string {
+  if (pair.direction === 'a-to-b') return 'one-way, to the folder';
+  if (pair.direction === 'b-to-a') return 'one-way, from the folder';
+  return 'two-way';
+}
+
+function fromMs(ms: number): string {
+  return formatTime(new Date(ms).toISOString());
+}
+
+export function lastSyncLine(pair: Pair): string {
+  return pair.last_sync_at_ms === null
+    ? 'Not synced yet'
+    : `Last synced ${fromMs(pair.last_sync_at_ms)}`;
+}
+
+export function nextSyncLine(pair: Pair): string {
+  if (pair.attention !== null) return 'Waiting for you before it syncs again';
+  if (pair.paused) return 'Paused: no background sync';
+  if (pair.next_sync_at_ms === null) return 'No background sync';
+  return `Next sync ${fromMs(pair.next_sync_at_ms)}`;
+}
+
+export function countsLine(pair: Pair): string {
+  const parts = [plural(pair.items, 'item')];
+  if (pair.conflicts > 0) parts.push(plural(pair.conflicts, 'conflict'));
+  if (pair.quarantined > 0) parts.push(`${pair.quarantined} in quarantine`);
+  return parts.join(' · ');
+}
+
+/** The problem to show on a pair, worst first, or null when it is fine. */
+export function pairProblem(pair: Pair): string | null {
+  if (pair.stopped_reason !== null) return `Stopped: ${pair.stopped_reason}`;
+  if (pair.attention !== null) return pair.attention;
+  return pair.last_error;
+}
+
+/** "3 created in the folder, 1 updated on the server", or "Nothing to do". */
+export function reportLine(report: SyncReport): string {
+  if (report.stopped !== null) return `Stopped: ${report.stopped}`;
+  const c = report.counts;
+  const parts: string[] = [];
+  const say = (n: number, what: string) => {
+    if (n > 0) parts.push(`${n} ${what}`);
+  };
+  say(c.create_a, 'created on side a');
+  say(c.create_b, 'created on side b');
+  say(c.update_a, 'updated on side a');
+  say(c.update_b, 'updated on side b');
+  say(c.delete_a, 'deleted on side a');
+  say(c.delete_b, 'deleted on side b');
+  say(c.merged, 'merged');
+  say(c.conflicts, c.conflicts === 1 ? 'new conflict' : 'new conflicts');
+  if (report.quarantined > 0) parts.push(`${report.quarantined} in quarantine`);
+  return parts.length === 0 ? 'Synced: nothing to do' : `Synced: ${parts.join(', ')}`;
+}

@@ -1,0 +1,155 @@
+// The Pairs page as a person meets it: each pair's sides, last and next sync, counts and
+// problems; Sync now says what it did (or why not); Remove only after a confirmation.
+import { emit } from '@tauri-apps/api/event';
+import { render, screen, waitFor, within } from '@testing-library/svelte';
+import userEvent from '@testing-library/user-event';
+import { describe, expect, test } from 'vitest';
+import App from '../App.svelte';
+import { reportLine } from '../lib/sync';
+import { aPair, fails, fakeBackend, IDLE, ONE_CREATED } from '../test/backend';
+
+function openPairs() {
+  window.location.hash = '#/pairs';
+  render(App);
+}
+
+function action(root: HTMLElement, name: string): HTMLButtonElement {
+  const found = root.querySelector<HTMLButtonElement>(`[data-action="${name}"]`);
+  if (found === null) throw new Error(`no [data-action=${name}]`);
+  return found;
+}
+
+/** Lets pending IPC promises (such as the event subscription) settle. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+describe('the list', () => {
+  test('each pair shows its sides, counts, last and next sync, and its problem', async () => {
+    const backend = fakeBackend();
+    backend.pairs = [
+      aPair({ id: 1, items: 3, conflicts: 1 }),
+      aPair({
+        id: 2,
+        name: 'new-one',
+        last_sync_at_ms: null,
+        items: 0,
+        last_error: 'the server at https://dav.example/ rejected the username or password',
+      }),
+      aPair({ id: 3, name: 'stopped', stopped_reason: 'side a is suddenly empty', paused: true }),
+    ];
+    openPairs();
+
+    const first = await screen.findByTestId('pair-1');
+    expect(first).toHaveTextContent('dav-calendar · two-way');
+    expect(first).toHaveTextContent(
+      'a: CalDAV server “Calendar”: https://dav.example/ada/calendar/',
+    );
+    expect(within(first).getByTestId('pair-counts')).toHaveTextContent('3 items · 1 conflict');
+    expect(within(first).getByTestId('last-sync')).toHaveTextContent(/^Last synced /);
+    expect(within(first).getByTestId('next-sync')).toHaveTextContent(/^Next sync /);
+    expect(within(first).queryByTestId('pair-error')).toBeNull();
+
+    const second = screen.getByTestId('pair-2');
+    expect(within(second).getByTestId('last-sync')).toHaveTextContent('Not synced yet');
+    expect(within(second).getByTestId('pair-error')).toHaveTextContent('rejected the username');
+    const third = screen.getByTestId('pair-3');
+    expect(within(third).getByTestId('pair-error')).toHaveTextContent(
+      'Stopped: side a is suddenly empty',
+    );
+    expect(within(third).getByTestId('next-sync')).toHaveTextContent('Paused');
+  });
+
+  test('with no pairs the page says where they come from', async () => {
+    fakeBackend();
+    openPairs();
+    expect(await screen.findByText(/^No pairs yet\./)).toBeInTheDocument();
+  });
+
+  test('a change of the status (a sync elsewhere) reads the pairs again', async () => {
+    const backend = fakeBackend();
+    backend.pairs = [aPair({ items: 0 })];
+    openPairs();
+    await screen.findByTestId('pair-1');
+    await settle();
+    backend.pairs = [aPair({ items: 5 })];
+    await emit('status-changed', { ...IDLE, pairs: 1, last_sync_at: '2026-11-22T08:00:00Z' });
+    await waitFor(() =>
+      expect(within(screen.getByTestId('pair-1')).getByTestId('pair-counts')).toHaveTextContent(
+        '5 items',
+      ),
+    );
+  });
+
+  test('a sync run of the app that ends reads the pairs again', async () => {
+    const backend = fakeBackend();
+    backend.pairs = [aPair({ items: 0 })];
+    openPairs();
+    await screen.findByTestId('pair-1');
+    await settle();
+    backend.pairs = [aPair({ items: 2 })];
+    await emit('job-event', {
+      type: 'run',
+      id: 7,
+      kind: 'sync-pair',
+      state: 'completed',
+      error: null,
+      next_at_ms: null,
+    });
+    await waitFor(() =>
+      expect(within(screen.getByTestId('pair-1')).getByTestId('pair-counts')).toHaveTextContent(
+        '2 items',
+      ),
+    );
+  });
+});
+
+describe('actions', () => {
+  test('Sync now says what the sync did and reads the pair again', async () => {
+    const backend = fakeBackend();
+    backend.pairs = [aPair({ items: 0, last_sync_at_ms: null })];
+    const user = userEvent.setup();
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    backend.pairs = [aPair({ items: 1 })];
+    await user.click(action(row, 'sync'));
+    expect(await within(row).findByTestId('sync-result')).toHaveTextContent(
+      'Synced: 1 created on side b',
+    );
+    expect(backend.argsOf('sync_pair')).toEqual([{ name: 'dav-calendar' }]);
+    await waitFor(() => expect(within(row).getByTestId('pair-counts')).toHaveTextContent('1 item'));
+  });
+
+  test('a failed sync is said in words', async () => {
+    const backend = fakeBackend({ sync_pair: fails('the sync run failed: server gone') });
+    backend.pairs = [aPair()];
+    const user = userEvent.setup();
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    await user.click(action(row, 'sync'));
+    expect(await within(row).findByRole('alert')).toHaveTextContent('server gone');
+  });
+
+  test('Remove asks first; only the confirmation removes', async () => {
+    const backend = fakeBackend();
+    backend.pairs = [aPair()];
+    const user = userEvent.setup();
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    await user.click(action(row, 'remove'));
+    expect(backend.argsOf('remove_pair')).toEqual([]);
+    await user.click(action(row, 'confirm-remove'));
+    await waitFor(() => expect(screen.queryByTestId('pair-1')).toBeNull());
+    expect(backend.argsOf('remove_pair')).toEqual([{ name: 'dav-calendar' }]);
+  });
+});
+
+describe('wording', () => {
+  test('a stopped sync says why, before any count', () => {
+    expect(reportLine({ ...ONE_CREATED, stopped: 'side a is suddenly empty' })).toBe(
+      'Stopped: side a is suddenly empty',
+    );
+    const nothing = { ...ONE_CREATED, counts: { ...ONE_CREATED.counts, create_b: 0 } };
+    expect(reportLine(nothing)).toBe('Synced: nothing to do');
+  });
+});
