@@ -3,3 +3,4 @@
 
 pub mod desktop;
 pub mod servers;
+pub mod sync_fixture;

@@ -1,6 +1,7 @@
 //! `concord feeds …`: subscriptions, refresh, entries and notification rules, for people
 //! (aligned text) and scripts (`--json`). All the work is in `concord_core::feeds`.
 
+use crate::print_json;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -452,12 +453,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(err)?;
-    println!("{text}");
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! the durable engine's runs and schedules for a person (text) or a script (`--json`).
 //! Thin: every decision is the engine's; this only parses and prints.
 
+use crate::print_json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
 use concord_durable::{Engine, RunDetail, RunFilter, RunId, RunInfo, RunState, ScheduleInfo};
-use serde::Serialize;
 
 /// Prints a line; a closed pipe (`concord jobs list | head`) is not worth a panic.
 macro_rules! say {
@@ -145,12 +145,6 @@ pub fn run_schedules(engine: &Engine, cmd: SchedulesCommand, json: bool) -> Resu
             Ok(())
         }
     }
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    say!("{text}");
-    Ok(())
 }
 
 fn run_line(r: &RunInfo) -> String {

@@ -2,6 +2,7 @@
 //! background scheduler in the foreground; the other commands inspect and operate it. Each
 //! prints for people by default and JSON with `--json`.
 
+mod conflicts;
 mod daemon;
 mod feeds;
 mod jobs;
@@ -54,6 +55,9 @@ enum Command {
     /// Items set aside as unreadable or duplicate UIDs
     #[command(subcommand)]
     Quarantine(sync::QuarantineCommand),
+    /// Conflicts both sides' edits left for you to decide: list, show, resolve
+    #[command(subcommand)]
+    Conflicts(conflicts::ConflictsCommand),
     /// Background jobs: list, show, cancel, retry
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -89,6 +93,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::History { item } => sync::run_history(&concord, &item, cli.json),
         Command::Restore { version } => sync::run_restore(&concord, version, cli.json),
         Command::Quarantine(cmd) => sync::run_quarantine(&concord, cmd, cli.json),
+        Command::Conflicts(cmd) => conflicts::run(&concord, cmd, cli.json),
         Command::Feeds(cmd) => feeds::run(&concord, cmd, cli.json),
         Command::Jobs(cmd) => jobs::run_jobs(concord.engine(), cmd, cli.json),
         Command::Schedules(cmd) => jobs::run_schedules(concord.engine(), cmd, cli.json),
@@ -140,7 +145,8 @@ impl<'a> StatusReport<'a> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+/// Pretty JSON on stdout: every command's `--json` output.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
     println!("{text}");
     Ok(())

@@ -2,6 +2,7 @@
 //! `concord quarantine`: calendar and contact sync from the command line. Thin: everything is
 //! `concord_core::sync`; this file parses, resolves names and prints (text or `--json`).
 
+use crate::print_json;
 use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,12 +147,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn db(concord: &Concord) -> Result<rusqlite::Connection, String> {
     concord.database().connect().map_err(|e| e.to_string())
-}
-
-fn print_json(value: &impl Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    println!("{text}");
-    Ok(())
 }
 
 fn is_loopback(url: &str) -> bool {

@@ -12,6 +12,7 @@
 //! before the write; a conflict or an unreadable item never stops the rest of the pair.
 
 pub mod caldav;
+pub mod conflicts;
 pub mod item;
 pub mod merge;
 pub mod reconcile;
