@@ -10,13 +10,13 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::sync::Arc;
 
-use concord_durable::{Ctx, Engine, EngineConfig, RunState, StepError, Workflow};
+use concord_durable::{Ctx, StepError, Workflow};
 use serde::{Deserialize, Serialize};
 
 use super::SyncError;
 use super::item::{Component, IGNORED_PROPERTIES, Item, decode, sha256_hex};
 use super::merge::{Merge, merge};
-use super::run::{CredentialSource, PairSync};
+use super::run::{CredentialSource, Outcome, PairSync, run_here};
 use super::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
 use super::storage::{Fetched, Storage, StorageError};
 use crate::Concord;
@@ -77,9 +77,6 @@ impl ConflictError {
 /// The durable workflow kind of a resolution.
 pub const RESOLVE_WORKFLOW: &str = "resolve-conflict";
 
-/// How long [`resolve_durably`] waits for its run (retries of a busy server included).
-pub const DURABLE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// [`resolve`] as a durable workflow: one checkpointed step, safe to repeat because
 /// [`resolve`] is idempotent. Input: `{"id": ID, "keep": "a"|"b"|"both"}`.
 pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Workflow {
@@ -115,46 +112,15 @@ pub async fn resolve_durably(
 ) -> Result<Resolution, ConflictError> {
     // A missing conflict is said plainly, not as a failed run.
     load(&concord.database().connect()?, id)?;
-    let engine = Engine::new(
-        concord.database().clone(),
-        EngineConfig {
-            worker_label: "cli".to_owned(),
-            ..EngineConfig::default()
-        },
-    )?;
-    engine.register(workflow(concord.clone(), credentials));
     let input = serde_json::json!({ "id": id, "keep": keep });
-    let run = engine.start(RESOLVE_WORKFLOW, &format!("{RESOLVE_WORKFLOW}:{id}"), input)?;
-    let deadline = tokio::time::Instant::now() + DURABLE_WAIT_MAX;
-    loop {
-        engine.run_until_idle().await?;
-        let detail = engine.show(run)?;
-        match detail.run.state {
-            RunState::Completed => {
-                return serde_json::from_value(detail.result.unwrap_or_default()).map_err(|err| {
-                    ConflictError::Run {
-                        id,
-                        reason: err.to_string(),
-                    }
-                });
-            }
-            RunState::Failed | RunState::Cancelled => {
-                return Err(ConflictError::Run {
-                    id,
-                    reason: detail
-                        .run
-                        .error
-                        .unwrap_or_else(|| "the run failed".to_owned()),
-                });
-            }
-            state if tokio::time::Instant::now() >= deadline => {
-                return Err(ConflictError::Run {
-                    id,
-                    reason: format!("run {run} is still {state}; it continues in the background"),
-                });
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+    let key = format!("{RESOLVE_WORKFLOW}:{id}");
+    let failed = |reason| ConflictError::Run { id, reason };
+    let resolve = workflow(concord.clone(), credentials);
+    match run_here(concord, RESOLVE_WORKFLOW, resolve, &key, input).await? {
+        Outcome::Completed(result) => {
+            serde_json::from_value(result).map_err(|err| failed(err.to_string()))
         }
+        Outcome::Failed(reason) | Outcome::Unfinished(reason) => Err(failed(reason)),
     }
 }
 

@@ -237,8 +237,8 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
     })
 }
 
-/// How long [`sync_durably`] waits for a run another (perhaps dead) process holds, and for
-/// retries that are due soon.
+/// How long [`sync_durably`] and `conflicts::resolve_durably` wait for their run: one another
+/// (perhaps dead) process holds, and retries that are due soon.
 pub const DURABLE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs a pair's sync as a durable workflow run, executed by this process, and waits for it.
@@ -250,6 +250,49 @@ pub async fn sync_durably(
     credentials: Arc<dyn CredentialSource>,
     allow_deletes: bool,
 ) -> Result<Report, SyncError> {
+    let input = serde_json::json!({ "pair": pair, "allow_deletes": allow_deletes });
+    let key = format!("{SYNC_WORKFLOW}:{pair}");
+    let sync = workflow(concord.clone(), credentials);
+    match run_here(concord, SYNC_WORKFLOW, sync, &key, input).await? {
+        Outcome::Completed(result) => {
+            serde_json::from_value(result).map_err(|err| SyncError::Run(err.to_string()))
+        }
+        Outcome::Failed(error) => {
+            // A pair stopped by its safety guard is an answer, not a failure.
+            let stopped =
+                state::pair(&concord.database().connect()?, pair)?.and_then(|p| p.stopped_reason);
+            match stopped {
+                Some(reason) if reason == error => Ok(Report {
+                    pair: pair.to_owned(),
+                    stopped: Some(reason),
+                    ..Report::default()
+                }),
+                _ => Err(SyncError::Run(error)),
+            }
+        }
+        Outcome::Unfinished(why) => Err(SyncError::Run(why)),
+    }
+}
+
+/// How a run executed by [`run_here`] ended.
+pub(crate) enum Outcome {
+    Completed(serde_json::Value),
+    /// Failed or cancelled, with the run's last error.
+    Failed(String),
+    /// Not finished within [`DURABLE_WAIT_MAX`]; it continues in the background.
+    Unfinished(String),
+}
+
+/// Starts a run of `workflow` (of kind `kind`) under `key` and executes it in this process, on an engine that
+/// knows only that kind (so nothing else due is run here), then waits for its end. A run a
+/// killed process left half done is resumed once that process's lease has expired.
+pub(crate) async fn run_here(
+    concord: &Concord,
+    kind: &str,
+    workflow: Workflow,
+    key: &str,
+    input: serde_json::Value,
+) -> Result<Outcome, concord_durable::Error> {
     let engine = Engine::new(
         concord.database().clone(),
         EngineConfig {
@@ -257,34 +300,22 @@ pub async fn sync_durably(
             ..EngineConfig::default()
         },
     )?;
-    engine.register(workflow(concord.clone(), credentials));
-    let input = serde_json::json!({ "pair": pair, "allow_deletes": allow_deletes });
-    let id = engine.start(SYNC_WORKFLOW, &format!("{SYNC_WORKFLOW}:{pair}"), input)?;
+    engine.register(workflow);
+    let id = engine.start(kind, key, input)?;
     let deadline = tokio::time::Instant::now() + DURABLE_WAIT_MAX;
     loop {
         engine.run_until_idle().await?;
         let detail = engine.show(id)?;
         match detail.run.state {
             RunState::Completed => {
-                let result = detail.result.unwrap_or_default();
-                return serde_json::from_value(result)
-                    .map_err(|err| SyncError::Run(err.to_string()));
+                return Ok(Outcome::Completed(detail.result.unwrap_or_default()));
             }
             RunState::Failed | RunState::Cancelled => {
                 let error = detail
                     .run
                     .error
                     .unwrap_or_else(|| "the run failed".to_owned());
-                let stopped = state::pair(&concord.database().connect()?, pair)?
-                    .and_then(|p| p.stopped_reason);
-                return match stopped {
-                    Some(reason) if reason == error => Ok(Report {
-                        pair: pair.to_owned(),
-                        stopped: Some(reason),
-                        ..Report::default()
-                    }),
-                    _ => Err(SyncError::Run(error)),
-                };
+                return Ok(Outcome::Failed(error));
             }
             state if tokio::time::Instant::now() >= deadline => {
                 let error = detail
@@ -292,7 +323,7 @@ pub async fn sync_durably(
                     .error
                     .map(|e| format!(" (last error: {e})"))
                     .unwrap_or_default();
-                return Err(SyncError::Run(format!(
+                return Ok(Outcome::Unfinished(format!(
                     "run {id} is still {state}{error}; it continues in the background"
                 )));
             }
