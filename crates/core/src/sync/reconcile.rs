@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::merge::{Merge, merge};
 use super::state::{Conflict, ConflictPolicy, ConflictSide, Direction, Side, Synced, SyncedSide};
@@ -165,8 +165,9 @@ impl Action {
     }
 }
 
-/// What the plan would do, counted, as `--dry-run` prints it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// What the plan would do, counted, as `--dry-run` prints it (and as a sync's durable
+/// checkpoint stores it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCounts {
     pub create_a: usize,
     pub create_b: usize,

@@ -94,7 +94,7 @@ pub struct SyncOptions {
 pub struct Report {
     pub pair: String,
     pub dry_run: bool,
-    pub counts: PlanCountsView,
+    pub counts: PlanCounts,
     /// One line per change, as `--dry-run` prints it.
     pub plan: Vec<String>,
     /// Writes refused because the item changed meanwhile (HTTP 412): re-read next run.
@@ -102,34 +102,6 @@ pub struct Report {
     pub quarantined: usize,
     /// Why the pair stopped and waits for the person, if it did.
     pub stopped: Option<String>,
-}
-
-/// [`PlanCounts`], serializable both ways for the durable checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanCountsView {
-    pub create_a: usize,
-    pub create_b: usize,
-    pub update_a: usize,
-    pub update_b: usize,
-    pub delete_a: usize,
-    pub delete_b: usize,
-    pub merged: usize,
-    pub conflicts: usize,
-}
-
-impl From<PlanCounts> for PlanCountsView {
-    fn from(c: PlanCounts) -> Self {
-        Self {
-            create_a: c.create_a,
-            create_b: c.create_b,
-            update_a: c.update_a,
-            update_b: c.update_b,
-            delete_a: c.delete_a,
-            delete_b: c.delete_b,
-            merged: c.merged,
-            conflicts: c.conflicts,
-        }
-    }
 }
 
 /// What one side showed in this run, before it is committed.
@@ -688,7 +660,7 @@ impl PairSync {
         Report {
             pair: self.pair.name.clone(),
             dry_run,
-            counts: prepared.plan.counts().into(),
+            counts: prepared.plan.counts(),
             plan: prepared.plan.changes().map(Action::describe).collect(),
             deferred,
             quarantined: prepared.quarantined,
