@@ -39,6 +39,7 @@ const COMMANDS: &[&str] = &[
     "add_pairs",
     "remove_pair",
     "sync_pair",
+    "set_pair",
 ];
 
 fn main() {

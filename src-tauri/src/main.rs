@@ -102,6 +102,7 @@ fn main() -> ExitCode {
             commands::sync::add_pairs,
             commands::sync::remove_pair,
             commands::sync::sync_pair,
+            commands::sync::set_pair,
         ])
         .plugin(window::navigation_guard())
         .manage(commands::feeds::Refreshing::default())

@@ -7,7 +7,9 @@ use std::time::Duration;
 use concord_core::Concord;
 use concord_core::feeds::store;
 use concord_core::feeds::{RefreshOptions, refresh};
-use concord_durable::{RunState, StepError, Workflow};
+use concord_core::sync::run;
+use concord_core::sync::state::{self, Direction};
+use concord_durable::{Cadence, RunState, StepError, Workflow};
 use concord_e2e::desktop::{
     AppWindow, CHANGE_TIMEOUT, EMPTY_STATUS_LINE, NotificationWatch, RunningApp, STARTUP_TIMEOUT,
     Tray, WebDriver, attribute_becomes, click, element, one_app_at_a_time, text_containing,
@@ -817,6 +819,66 @@ async fn a_caldav_account_added_in_the_window_syncs_its_calendar_to_a_folder() {
     assert!(
         files[0].1.contains(SERVER_EVENT_UID) && files[0].1.contains("SUMMARY:Planning"),
         "the server's event, as it was: {files:?}"
+    );
+
+    // Its settings change in the window and reach the pair and its schedule.
+    click(
+        &client,
+        &format!("{pair} [data-action=settings]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let form = format!("{pair} [data-testid=pair-settings-form]");
+    click(
+        &client,
+        &format!("{form} select[name=direction] option[value=a-to-b]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let every = element(
+        &client,
+        &format!("{form} input[name=every-minutes]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    every.clear().await.expect("clear the interval");
+    type_into(
+        &client,
+        &format!("{form} input[name=every-minutes]"),
+        "45",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    click(
+        &client,
+        &format!("{form} [data-action=save-settings]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    text_containing(
+        &client,
+        &format!("{pair} [data-testid=pair-settings]"),
+        "one-way, to the folder · every 45 minutes",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let concord = Concord::open(driver.data_dir.path()).expect("open the app's data");
+    let conn = concord.database().connect().expect("connect");
+    let stored = state::pairs(&conn).expect("read the pairs");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].direction, Direction::AToB);
+    let schedule = concord
+        .engine()
+        .schedules()
+        .expect("read the schedules")
+        .into_iter()
+        .find(|s| s.schedule.name == run::schedule_name(&stored[0].name))
+        .expect("the pair's schedule");
+    assert_eq!(
+        schedule.schedule.cadence,
+        Cadence::Every {
+            every_ms: 45 * 60_000
+        }
     );
 
     // A wrong password is said plainly by Test connection; Remove asks before it removes.

@@ -14,9 +14,10 @@ use concord_core::dav::{CalDav, Credentials, DavError};
 use concord_core::secrets::Secrets;
 use concord_core::sync::item::ItemKind;
 use concord_core::sync::run::{self, CredentialSource, SystemKeyring};
-use concord_core::sync::state::{self, Account, Direction, Pair, StorageKind};
+use concord_core::sync::state::{self, Account, ConflictPolicy, Direction, Pair, StorageKind};
 use concord_core::sync::webcal::Webcal;
 use concord_core::sync::{Report, sync_durably};
+use concord_durable::Cadence;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, State, Wry};
@@ -374,6 +375,9 @@ pub struct PairRow {
     pub a: PairSide,
     pub b: PairSide,
     pub direction: Direction,
+    pub conflict_policy: ConflictPolicy,
+    /// Minutes between background syncs; None without a schedule (or with a cron one).
+    pub every_minutes: Option<i64>,
     pub last_sync_at_ms: Option<i64>,
     /// When the schedule syncs it next; None without a schedule.
     pub next_sync_at_ms: Option<i64>,
@@ -385,7 +389,7 @@ pub struct PairRow {
     /// Why the pair stopped and asks (emptied side, mass deletion).
     pub stopped_reason: Option<String>,
     /// Items synced on both sides.
-    pub items: usize,
+    pub items: i64,
     pub conflicts: usize,
     pub quarantined: usize,
 }
@@ -414,15 +418,18 @@ fn pair_rows(concord: &Concord) -> Result<Vec<PairRow>, String> {
                 a: side(&pair.a),
                 b: side(&pair.b),
                 direction: pair.direction,
+                conflict_policy: pair.conflict_policy,
+                every_minutes: schedule.and_then(|s| match s.schedule.cadence {
+                    Cadence::Every { every_ms } => Some(every_ms / 60_000),
+                    Cadence::Cron { .. } => None,
+                }),
                 last_sync_at_ms: pair.last_sync_at_ms,
                 next_sync_at_ms: schedule.map(|s| s.next_fire_at_ms),
                 paused: schedule.is_some_and(|s| s.paused),
                 attention: schedule.and_then(|s| s.attention.clone()),
                 last_error: pair.last_error,
                 stopped_reason: pair.stopped_reason,
-                items: state::synced(&conn, pair.id)
-                    .map_err(|e| e.to_string())?
-                    .len(),
+                items: state::synced_count(&conn, pair.id).map_err(|e| e.to_string())?,
                 conflicts: state::conflicts(&conn, pair.id)
                     .map_err(|e| e.to_string())?
                     .len(),
@@ -594,16 +601,69 @@ pub async fn remove_pair(
     Ok(())
 }
 
+/// Background syncs are at least this many minutes apart...
+pub const EVERY_MINUTES_MIN: u64 = 1;
+/// ...and at most a week.
+pub const EVERY_MINUTES_MAX: u64 = 7 * 24 * 60;
+
+/// Changes how a pair syncs: which way changes flow, what happens when both sides change the
+/// same property, and the minutes between background syncs.
+#[tauri::command]
+pub async fn set_pair(
+    app: AppHandle<Wry>,
+    shell: State<'_, Shell>,
+    name: String,
+    direction: Direction,
+    conflict_policy: ConflictPolicy,
+    every_minutes: u64,
+) -> Result<(), String> {
+    if !(EVERY_MINUTES_MIN..=EVERY_MINUTES_MAX).contains(&every_minutes) {
+        return Err(format!(
+            "Sync every {every_minutes} minutes? Choose between {EVERY_MINUTES_MIN} minute and \
+             {} days ({EVERY_MINUTES_MAX} minutes).",
+            EVERY_MINUTES_MAX / (24 * 60)
+        ));
+    }
+    shell
+        .blocking(move |concord| {
+            let conn = db(concord)?;
+            let pair = state::pair(&conn, &name)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("There is no pair named {name:?}"))?;
+            if let Some(side) = pair.unwritable_side(direction) {
+                return Err(format!(
+                    "Side {} of {name} is a webcal calendar, which is read-only: changes can \
+                     only flow from it.",
+                    side.as_str().to_uppercase()
+                ));
+            }
+            state::set_pair_options(&conn, &name, direction, conflict_policy)
+                .map_err(|e| e.to_string())?;
+            run::schedule(
+                concord.engine(),
+                &name,
+                Duration::from_secs(every_minutes * 60),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await?;
+    let _ = shell.publish(&app).await;
+    Ok(())
+}
+
 /// Sync now, one pair: runs its sync as a durable run and waits for it (up to a minute; a
-/// longer one goes on in the background). A stopped pair's report says why it stopped.
+/// longer one goes on in the background). A stopped pair's report says why it stopped;
+/// `allow_deletes` is the person's go-ahead past that stop, for this run only.
 #[tauri::command]
 pub async fn sync_pair(
     app: AppHandle<Wry>,
     shell: State<'_, Shell>,
     name: String,
+    allow_deletes: Option<bool>,
 ) -> Result<Report, String> {
     let concord = shell.concord().clone();
-    let report = sync_durably(&concord, &name, Arc::new(SystemKeyring), false)
+    let allow_deletes = allow_deletes.unwrap_or(false);
+    let report = sync_durably(&concord, &name, Arc::new(SystemKeyring), allow_deletes)
         .await
         .map_err(|e| e.to_string());
     let _ = shell.publish(&app).await;

@@ -241,6 +241,9 @@ export interface PairSide {
 
 export type Direction = 'two-way' | 'a-to-b' | 'b-to-a';
 
+/** What happens when both sides change the same property of an item. */
+export type ConflictPolicy = 'ask' | 'a-wins' | 'b-wins' | 'newest-wins';
+
 /** A pair with its last and next sync (ms since the epoch), counts and errors. */
 export interface Pair {
   id: number;
@@ -248,6 +251,9 @@ export interface Pair {
   a: PairSide;
   b: PairSide;
   direction: Direction;
+  conflict_policy: ConflictPolicy;
+  /** Minutes between background syncs; null without such a schedule. */
+  every_minutes: number | null;
   last_sync_at_ms: number | null;
   next_sync_at_ms: number | null;
   paused: boolean;
@@ -442,9 +448,21 @@ export function removePair(name: string): Promise<void> {
   return call('remove_pair', { name });
 }
 
-/** Sync now, one pair; resolves once the run is done. */
-export function syncPair(name: string): Promise<SyncReport> {
-  return call('sync_pair', { name });
+/** Sync now, one pair; resolves once the run is done. `allowDeletes` is the person's
+ *  go-ahead past a safety stop (a side emptied, a mass deletion), for this run only. */
+export function syncPair(name: string, allowDeletes = false): Promise<SyncReport> {
+  return call('sync_pair', { name, allowDeletes });
+}
+
+/** How a pair syncs: which way, who wins a conflict, and how often in the background. */
+export interface PairSettings {
+  direction: Direction;
+  conflictPolicy: ConflictPolicy;
+  everyMinutes: number;
+}
+
+export function setPair(name: string, settings: PairSettings): Promise<void> {
+  return call('set_pair', { name, ...settings });
 }
 
 export async function onFeedsRefreshed(

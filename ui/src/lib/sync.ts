@@ -2,7 +2,16 @@
 // syncs next, what it holds, and what one sync did.
 
 import { formatTime, plural } from './format';
-import type { Account, Collection, Pair, PairSide, StorageKind, SyncReport } from './ipc';
+import type {
+  Account,
+  Collection,
+  ConflictPolicy,
+  Direction,
+  Pair,
+  PairSide,
+  StorageKind,
+  SyncReport,
+} from './ipc';
 
 /** The durable workflow that syncs one pair (crates/core sync/run.rs `SYNC_WORKFLOW`). */
 export const SYNC_WORKFLOW = 'sync-pair';
@@ -45,10 +54,55 @@ export function sideLabel(side: PairSide): string {
   return `${KIND_LABELS[side.kind]}${name}: ${side.location}`;
 }
 
+/** A side in a few words: "the folder", "the CalDAV server", "the webcal calendar". */
+function sideNoun(side: PairSide): string {
+  if (side.kind === 'vdir') return 'the folder';
+  if (side.kind === 'webcal') return 'the webcal calendar';
+  return `the ${KIND_LABELS[side.kind]}`;
+}
+
 export function directionLabel(pair: Pair): string {
-  if (pair.direction === 'a-to-b') return 'one-way, to the folder';
-  if (pair.direction === 'b-to-a') return 'one-way, from the folder';
+  if (pair.direction === 'a-to-b') return `one-way, to ${sideNoun(pair.b)}`;
+  if (pair.direction === 'b-to-a') return `one-way, to ${sideNoun(pair.a)}`;
   return 'two-way';
+}
+
+/** The direction choices for a pair, worded with its own sides. */
+export function directionChoices(pair: Pair): { value: Direction; label: string }[] {
+  return [
+    { value: 'two-way', label: 'Two-way: changes flow both ways' },
+    { value: 'a-to-b', label: `One-way: from ${sideNoun(pair.a)} to ${sideNoun(pair.b)}` },
+    { value: 'b-to-a', label: `One-way: from ${sideNoun(pair.b)} to ${sideNoun(pair.a)}` },
+  ];
+}
+
+export const POLICY_LABELS: Record<ConflictPolicy, string> = {
+  ask: 'Ask me (the Conflicts page)',
+  'a-wins': 'Side a wins',
+  'b-wins': 'Side b wins',
+  'newest-wins': 'The newest change wins',
+};
+
+const POLICY_SHORT: Record<ConflictPolicy, string> = {
+  ask: 'ask me',
+  'a-wins': 'side a wins',
+  'b-wins': 'side b wins',
+  'newest-wins': 'newest wins',
+};
+
+/** Whether a side of the pair can only be read (a webcal calendar). */
+export function readOnly(side: PairSide): boolean {
+  return side.kind === 'webcal';
+}
+
+/** "two-way · conflicts: ask me · every 15 minutes". */
+export function settingsLine(pair: Pair): string {
+  const parts = [directionLabel(pair)];
+  if (pair.direction === 'two-way') {
+    parts.push(`conflicts: ${POLICY_SHORT[pair.conflict_policy]}`);
+  }
+  if (pair.every_minutes !== null) parts.push(`every ${plural(pair.every_minutes, 'minute')}`);
+  return parts.join(' · ');
 }
 
 function fromMs(ms: number): string {

@@ -41,7 +41,8 @@ describe('the list', () => {
     openPairs();
 
     const first = await screen.findByTestId('pair-1');
-    expect(first).toHaveTextContent('dav-calendar · two-way');
+    expect(first).toHaveTextContent('dav-calendar');
+    expect(within(first).getByTestId('pair-settings')).toHaveTextContent(/^two-way · /);
     expect(first).toHaveTextContent(
       'a: CalDAV server “Calendar”: https://dav.example/ada/calendar/',
     );
@@ -116,7 +117,7 @@ describe('actions', () => {
     expect(await within(row).findByTestId('sync-result')).toHaveTextContent(
       'Synced: 1 created on side b',
     );
-    expect(backend.argsOf('sync_pair')).toEqual([{ name: 'dav-calendar' }]);
+    expect(backend.argsOf('sync_pair')).toEqual([{ name: 'dav-calendar', allowDeletes: false }]);
     await waitFor(() => expect(within(row).getByTestId('pair-counts')).toHaveTextContent('1 item'));
   });
 
@@ -141,6 +142,100 @@ describe('actions', () => {
     await user.click(action(row, 'confirm-remove'));
     await waitFor(() => expect(screen.queryByTestId('pair-1')).toBeNull());
     expect(backend.argsOf('remove_pair')).toEqual([{ name: 'dav-calendar' }]);
+  });
+});
+
+describe('a stopped pair', () => {
+  test('offers the go-ahead past the stop, and only then sends it', async () => {
+    const backend = fakeBackend();
+    backend.pairs = [aPair({ stopped_reason: 'side a is suddenly empty', paused: true })];
+    const user = userEvent.setup();
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    expect(row).toHaveTextContent('deleted version stays in the item history');
+    await user.click(action(row, 'allow-deletes'));
+    await within(row).findByTestId('sync-result');
+    expect(backend.argsOf('sync_pair')).toEqual([{ name: 'dav-calendar', allowDeletes: true }]);
+  });
+
+  test('a pair that is fine has no such button', async () => {
+    fakeBackend().pairs = [aPair()];
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    expect(row.querySelector('[data-action="allow-deletes"]')).toBeNull();
+  });
+});
+
+describe('settings', () => {
+  test('the row says how the pair syncs', async () => {
+    fakeBackend().pairs = [aPair({ direction: 'a-to-b', every_minutes: 60 })];
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    expect(within(row).getByTestId('pair-settings')).toHaveTextContent(
+      'one-way, to the folder · every 60 minutes',
+    );
+  });
+
+  test('direction, conflict policy and interval are saved together', async () => {
+    const backend = fakeBackend();
+    backend.pairs = [aPair()];
+    const user = userEvent.setup();
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    expect(within(row).getByTestId('pair-settings')).toHaveTextContent(
+      'two-way · conflicts: ask me · every 15 minutes',
+    );
+    await user.click(action(row, 'settings'));
+    const form = within(row).getByTestId('pair-settings-form');
+    await user.selectOptions(within(form).getByLabelText(/same thing/), 'newest-wins');
+    const every = within(form).getByLabelText(/every/);
+    await user.clear(every);
+    await user.type(every, '30');
+    await user.click(action(row, 'save-settings'));
+    await waitFor(() =>
+      expect(within(row).getByTestId('pair-settings')).toHaveTextContent(
+        'two-way · conflicts: newest wins · every 30 minutes',
+      ),
+    );
+    expect(backend.argsOf('set_pair')).toEqual([
+      {
+        name: 'dav-calendar',
+        direction: 'two-way',
+        conflictPolicy: 'newest-wins',
+        everyMinutes: 30,
+      },
+    ]);
+    expect(within(row).queryByTestId('pair-settings-form')).toBeNull();
+  });
+
+  test('a webcal side offers only the way from it', async () => {
+    fakeBackend().pairs = [
+      aPair({
+        a: { kind: 'webcal', location: 'https://example.org/holidays.ics', display_name: null },
+        direction: 'a-to-b',
+      }),
+    ];
+    const user = userEvent.setup();
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    await user.click(action(row, 'settings'));
+    const options = within(row).getAllByRole('option') as HTMLOptionElement[];
+    const enabled = options.filter((o) => !o.disabled && o.closest('select')?.name === 'direction');
+    expect(enabled.map((o) => o.value)).toEqual(['a-to-b']);
+  });
+
+  test('a refused change is said, and the form stays open', async () => {
+    const backend = fakeBackend({
+      set_pair: fails('Sync every 0 minutes? Choose between 1 minute'),
+    });
+    backend.pairs = [aPair()];
+    const user = userEvent.setup();
+    openPairs();
+    const row = await screen.findByTestId('pair-1');
+    await user.click(action(row, 'settings'));
+    await user.click(action(row, 'save-settings'));
+    expect(await within(row).findByTestId('settings-error')).toHaveTextContent('Choose between');
+    expect(within(row).getByTestId('pair-settings-form')).toBeInTheDocument();
   });
 });
 

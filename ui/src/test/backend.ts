@@ -135,6 +135,8 @@ export function aPair(over: Partial<Pair> = {}): Pair {
       display_name: null,
     },
     direction: 'two-way',
+    conflict_policy: 'ask',
+    every_minutes: 15,
     last_sync_at_ms: EARLIER,
     next_sync_at_ms: Date.now() + 900_000,
     paused: false,
@@ -321,6 +323,20 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
       backend.pairs = backend.pairs.filter((p) => p.name !== name);
     },
     sync_pair: ({ name }) => ({ ...ONE_CREATED, pair: String(name) }),
+    // The Conflicts page's own tests answer these with their conflicts (Conflicts.test.ts).
+    conflicts_list: () => [],
+    set_pair: ({ name, direction, conflictPolicy, everyMinutes }) => {
+      backend.pairs = backend.pairs.map((p) =>
+        p.name === name
+          ? {
+              ...p,
+              direction: direction as Pair['direction'],
+              conflict_policy: conflictPolicy as Pair['conflict_policy'],
+              every_minutes: Number(everyMinutes),
+            }
+          : p,
+      );
+    },
     ...overrides,
   };
   mockIPC(

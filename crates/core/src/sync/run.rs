@@ -227,7 +227,12 @@ pub async fn sync_durably(
     let sync = workflow(concord.clone(), credentials);
     match run_here(concord, SYNC_WORKFLOW, sync, &key, input).await? {
         Outcome::Completed(result) => {
-            serde_json::from_value(result).map_err(|err| SyncError::Run(err.to_string()))
+            let report: Report =
+                serde_json::from_value(result).map_err(|err| SyncError::Run(err.to_string()))?;
+            if report.stopped.is_none() {
+                settle_attention(concord.engine(), pair)?;
+            }
+            Ok(report)
         }
         Outcome::Failed(error) => {
             // A pair stopped by its safety guard is an answer, not a failure.
@@ -244,6 +249,20 @@ pub async fn sync_durably(
         }
         Outcome::Unfinished(why) => Err(SyncError::Run(why)),
     }
+}
+
+/// A sync the person started went through: the pair's schedule, if it waited for them (a
+/// refused password, a stop by a safety guard), runs again. One paused by Pause stays paused.
+fn settle_attention(engine: &Engine, pair: &str) -> Result<(), SyncError> {
+    let name = schedule_name(pair);
+    let waiting = engine
+        .schedules()?
+        .into_iter()
+        .any(|s| s.schedule.name == name && s.attention.is_some() && !s.paused);
+    if waiting {
+        engine.resume_schedule(&name)?;
+    }
+    Ok(())
 }
 
 /// How a run executed by [`run_here`] ended.

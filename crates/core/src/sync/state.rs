@@ -191,6 +191,14 @@ impl Pair {
         }
     }
 
+    /// The side `direction` would write to although nothing can be written there (a webcal
+    /// calendar is read-only).
+    pub fn unwritable_side(&self, direction: Direction) -> Option<Side> {
+        [Side::A, Side::B]
+            .into_iter()
+            .find(|&side| self.storage(side).kind == StorageKind::Webcal && direction.writes(side))
+    }
+
     pub fn token(&self, side: Side) -> Option<&str> {
         match side {
             Side::A => self.a_token.as_deref(),
@@ -479,6 +487,30 @@ pub fn pair_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Pair> {
 
 pub fn remove_pair(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     Ok(conn.execute("DELETE FROM pairs WHERE name = ?1", [name])? > 0)
+}
+
+/// Changes how a pair syncs: which way changes flow and what happens when both sides change
+/// the same property. False when there is no pair of that name.
+pub fn set_pair_options(
+    conn: &Connection,
+    name: &str,
+    direction: Direction,
+    conflict_policy: ConflictPolicy,
+) -> rusqlite::Result<bool> {
+    let changed = conn.execute(
+        "UPDATE pairs SET direction = ?2, conflict_policy = ?3 WHERE name = ?1",
+        params![name, direction.as_str(), conflict_policy.as_str()],
+    )?;
+    Ok(changed > 0)
+}
+
+/// How many items are synced on both sides of a pair, counted without reading them.
+pub fn synced_count(conn: &Connection, pair_id: i64) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM item_state WHERE pair_id = ?1",
+        [pair_id],
+        |r| r.get(0),
+    )
 }
 
 pub fn set_token(
