@@ -253,7 +253,60 @@ fn prepare_xml(text: &str) -> Result<String, ParseError> {
     } else {
         out.push_str(rest);
     }
-    Ok(out)
+    Ok(html_entities_as_numbers(&out))
+}
+
+/// The entities XML itself defines; every other name is HTML's.
+const XML_ENTITIES: [&str; 5] = ["amp", "lt", "gt", "quot", "apos"];
+/// The longest HTML entity name ("CounterClockwiseContourIntegral").
+const ENTITY_NAME_LEN_MAX: usize = 32;
+
+/// Many feeds use HTML's named entities (`&nbsp;`, `&eacute;`) in XML text, which XML does not
+/// define: each becomes the numeric reference of its character(s). CDATA sections and names
+/// HTML does not define either are left as they are.
+fn html_entities_as_numbers(doc: &str) -> String {
+    let mut out = String::with_capacity(doc.len());
+    let mut rest = doc;
+    while let Some(at) = rest.find(['&', '<']) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if rest.starts_with("<![CDATA[") {
+            let end = rest.find("]]>").map_or(rest.len(), |e| e + 3);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+            continue;
+        }
+        if rest.starts_with('<') {
+            out.push('<');
+            rest = &rest[1..];
+            continue;
+        }
+        let name_len = rest[1..]
+            .bytes()
+            .take(ENTITY_NAME_LEN_MAX + 1)
+            .take_while(u8::is_ascii_alphanumeric)
+            .count();
+        let name = &rest[1..1 + name_len];
+        let terminated = rest.as_bytes().get(1 + name_len) == Some(&b';');
+        let known = (terminated && !name.is_empty() && !XML_ENTITIES.contains(&name))
+            .then(|| web_atoms::NAMED_ENTITIES.get(&format!("{name};")))
+            .flatten();
+        match known {
+            Some(&(first, second)) => {
+                out.push_str(&format!("&#{first};"));
+                if second != 0 {
+                    out.push_str(&format!("&#{second};"));
+                }
+                rest = &rest[name_len + 2..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The byte index just past a `<!DOCTYPE …>`, skipping an internal subset in brackets.
@@ -613,6 +666,24 @@ mod tests {
     fn entity_declarations_are_refused() {
         let doc = br#"<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><rss version="2.0"><channel><title>&b;</title></channel></rss>"#;
         assert_eq!(parse(doc, None, None), Err(ParseError::EntitiesRefused));
+    }
+
+    #[test]
+    fn html_entities_in_xml_text_become_their_characters() {
+        let doc = br#"<?xml version="1.0"?><rss version="2.0"><channel><title>Caf&eacute;&nbsp;&amp;&nbsp;Bar</title><item><title>&ldquo;Hi&rdquo; &unknown; &lt;b&gt;</title><link>http://e.org/1</link><description><![CDATA[<p>&nbsp;kept</p>]]></description></item></channel></rss>"#;
+        let doc = parse(doc, None, None).unwrap();
+        // Titles are whitespace-normalized: the no-break spaces read as spaces.
+        assert_eq!(doc.title, "Caf\u{e9} & Bar");
+        assert_eq!(doc.entries[0].title, "\u{201c}Hi\u{201d} &unknown; <b>");
+        let html = doc.entries[0]
+            .summary_html
+            .clone()
+            .or(doc.entries[0].content_html.clone())
+            .unwrap_or_default();
+        assert!(
+            html.contains("&nbsp;kept") || html.contains("\u{a0}kept"),
+            "{html}"
+        );
     }
 
     #[test]
