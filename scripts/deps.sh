@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS=(build-essential pkg-config file libssl-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev)
 TEST_PKGS=(xvfb xauth dbus dbus-x11 dunst libnotify-bin gnome-keyring libsecret-tools
-  python3-dbus python3-venv webkit2gtk-driver curl)
+  python3-dbus python3-venv webkit2gtk-driver curl openssl)
 # The peers benchmarks compare against, and /usr/bin/time for their peak memory.
 BENCH_PKGS=(newsboat time)
 TAURI_DRIVER_VERSION=2.1.0

@@ -2,7 +2,12 @@
 //! 5,000 events in a Radicale calendar synced to an empty vdir; then a sync with nothing
 //! changed; then one with 1% changed. Wall time, requests (counted by a loopback proxy in
 //! front of the server) and peak memory (getrusage of the child process) for both, plus the
-//! floor: one sync-collection REPORT with the current token. Prints a Markdown table.
+//! floor: one sync-collection REPORT with the current token. Prints a Markdown table. The
+//! events are written straight into Radicale's storage, then its caches are built untimed, as
+//! an upload through it would have built them (see `warm_server`).
+//!
+//! One phase can be profiled by hand: `BIN --concord-configure DIR BASE_URL CALENDAR_URL USER`
+//! makes a data directory, then `BENCH_USER=.. BENCH_PASSWORD=.. BIN --concord-sync DIR` syncs.
 //!
 //! Run: `CONCORD_TEST_VENV=.tools/venv cargo bench -p concord-e2e --bench sync`, with
 //! vdirsyncer from PyPI in that venv, or named by `VDIRSYNCER=/path/to/bin/vdirsyncer`.
@@ -26,6 +31,8 @@ use concord_e2e::servers::{DavServer, venv_dir};
 const EVENTS: usize = 5_000;
 const CHANGED: usize = EVENTS / 100;
 const PAIR: &str = "bench";
+/// The pause between building the server's caches and the first timed run.
+const SETTLE_AFTER_WARM_UP: Duration = Duration::from_secs(30);
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -34,6 +41,11 @@ fn main() -> Result<(), Failure> {
     if args.get(1).map(String::as_str) == Some("--concord-sync") {
         return concord_child(args.get(2).ok_or("no data dir")?);
     }
+    if args.get(1).map(String::as_str) == Some("--concord-configure") {
+        // For profiling one phase by hand: DATA_DIR BASE_URL CALENDAR_URL USER.
+        let arg = |i: usize| args.get(i).map(String::as_str).ok_or("missing argument");
+        return configure_concord(Path::new(arg(2)?), arg(3)?, arg(4)?, arg(5)?);
+    }
     if args.iter().any(|a| a == "--list") {
         return Ok(()); // `cargo bench -- --list`
     }
@@ -41,10 +53,20 @@ fn main() -> Result<(), Failure> {
     let proxy = Proxy::start(server.port())?;
     let work = tempfile::tempdir()?;
     load_events(&server)?;
+    warm_server(&server)?;
+    // Radicale's cache writes delete a temporary directory each; for some seconds after, the
+    // kernel (ext4) scans past those inodes on every file created, which would slow the first
+    // tool's writes only.
+    std::thread::sleep(SETTLE_AFTER_WARM_UP);
 
     let concord_dir = work.path().join("concord");
     fs::create_dir_all(&concord_dir)?;
-    configure_concord(&concord_dir, &server, proxy.port)?;
+    configure_concord(
+        &concord_dir,
+        &format!("http://127.0.0.1:{}/", proxy.port),
+        &format!("http://127.0.0.1:{}{}", proxy.port, server.calendar_path()),
+        server.username(),
+    )?;
     let vdirsyncer_config = configure_vdirsyncer(work.path(), &server, proxy.port)?;
     let vdirsyncer = std::env::var_os("VDIRSYNCER")
         .map_or_else(|| venv_dir().join("bin/vdirsyncer"), PathBuf::from);
@@ -213,6 +235,42 @@ fn load_events(server: &DavServer) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Radicale keeps, per item, a parsed-item cache and a sync history, both written when an
+/// item is uploaded through it. The events were written straight to its storage, so both are
+/// built here, untimed, as an upload would have: one depth-1 PROPFIND reads every item, one
+/// depth-0 PROPFIND of DAV:sync-token builds the history. Otherwise the first tool to touch
+/// the collection would pay about 10,000 fsynced file writes inside the server.
+fn warm_server(server: &DavServer) -> Result<(), Failure> {
+    for (depth, prop) in [("1", "<d:getetag/>"), ("0", "<d:sync-token/>")] {
+        let body = format!(
+            "<?xml version=\"1.0\"?><d:propfind xmlns:d=\"DAV:\"><d:prop>{prop}</d:prop></d:propfind>"
+        );
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PROPFIND",
+            ])
+            .args([
+                "-u",
+                &format!("{}:{}", server.username(), server.password()),
+            ])
+            .args(["-H", &format!("Depth: {depth}")])
+            .args(["-H", "Content-Type: application/xml", "--data", &body])
+            .arg(server.calendar_url())
+            .output()?;
+        let code = String::from_utf8_lossy(&out.stdout).into_owned();
+        if code != "207" {
+            return Err(format!("warming the server (PROPFIND {prop}): {code}").into());
+        }
+    }
+    Ok(())
+}
+
 /// Changes 1% of the events through the server (PUT), as another client would.
 fn change_events(server: &DavServer) -> Result<(), Failure> {
     for i in (0..EVENTS).step_by(EVENTS / CHANGED) {
@@ -235,24 +293,16 @@ fn change_events(server: &DavServer) -> Result<(), Failure> {
     Ok(())
 }
 
-fn configure_concord(dir: &Path, server: &DavServer, proxy_port: u16) -> Result<(), Failure> {
+fn configure_concord(dir: &Path, base: &str, url: &str, user: &str) -> Result<(), Failure> {
     let concord = Concord::open(dir)?;
     let conn = concord.database().connect()?;
-    let base = format!("http://127.0.0.1:{proxy_port}/");
-    let url = format!("http://127.0.0.1:{proxy_port}{}", server.calendar_path());
-    let account = state::add_account(
-        &conn,
-        "bench",
-        StorageKind::Caldav,
-        &base,
-        Some(server.username()),
-    )?;
+    let account = state::add_account(&conn, "bench", StorageKind::Caldav, base, Some(user))?;
     let a = state::put_storage(
         &conn,
         Some(account),
         StorageKind::Caldav,
         ItemKind::Calendar,
-        &url,
+        url,
         None,
     )?;
     let vdir = dir.join("vdir");

@@ -2,5 +2,7 @@
 //! on loopback ports, and the desktop session the real app runs in.
 
 pub mod desktop;
+pub mod dns;
+pub mod front;
 pub mod servers;
 pub mod sync_fixture;

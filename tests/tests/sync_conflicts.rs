@@ -7,13 +7,16 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use concord_core::sync::conflicts::{self, Keep, Resolution};
-use concord_core::sync::state;
+use concord_core::sync::Side;
+use concord_core::sync::conflicts::{self, Choice, Keep, Resolution};
+use concord_core::sync::item::ItemKind;
+use concord_core::sync::state::{self, ConflictPolicy, Direction};
 use concord_e2e::both_servers;
 use concord_e2e::servers::ServerKind;
-use concord_e2e::sync_fixture::{Fixture, event, summary_of, write_atomically};
+use concord_e2e::sync_fixture::{Fixture, PAIR, event, summary_of, write_atomically};
 
 /// Event "c" synced as "Meeting", then retitled on the server (A) and in the folder (B).
 /// Returns the conflict's id.
@@ -33,7 +36,7 @@ async fn make_conflict(f: &Fixture) -> i64 {
 /// Resolves as the CLI does: a durable run of the `resolve-conflict` workflow.
 async fn resolve(f: &Fixture, id: i64, keep: Keep) -> Resolution {
     let credentials = Arc::new(f.credentials.clone());
-    conflicts::resolve_durably(&f.concord, id, keep, credentials)
+    conflicts::resolve_durably(&f.concord, id, Choice::Keep(keep), credentials)
         .await
         .unwrap()
 }
@@ -118,7 +121,7 @@ async fn keep_a_puts_the_servers_version_on_both_sides(kind: ServerKind) {
     );
     // Resolving again is refused plainly.
     assert!(matches!(
-        conflicts::resolve(&f.concord, id, Keep::A, &f.credentials).await,
+        conflicts::resolve(&f.concord, id, Choice::Keep(Keep::A), &f.credentials).await,
         Err(conflicts::ConflictError::NoSuchConflict(_))
     ));
 }
@@ -236,3 +239,297 @@ async fn an_edit_kept_over_a_deletion_returns_to_the_server(kind: ServerKind) {
     assert_settled(&f, "d", "Edited meanwhile").await;
 }
 both_servers!(an_edit_kept_over_a_deletion_returns_to_the_server);
+
+/// A contact as Apple Contacts writes it (vCard 3, grouped labels, a folded photo).
+fn card(name: &str, emails: &[&str], tel: &str) -> String {
+    let mut out = format!(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//Apple Inc.//iPhone OS 17.0//EN\r\nUID:ada\r\n\
+         N:Lovelace;Ada;;;\r\nFN:{name}\r\n"
+    );
+    for email in emails {
+        out.push_str(&format!("EMAIL;type=INTERNET;type=HOME:{email}\r\n"));
+    }
+    out.push_str(&format!("TEL;type=CELL:{tel}\r\n"));
+    out.push_str("PHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////\r\n ////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAA\r\n");
+    out.push_str("REV:2026-11-01T10:00:00Z\r\nEND:VCARD\r\n");
+    out
+}
+
+fn line_of(body: &str, prefix: &str) -> Vec<String> {
+    body.lines()
+        .map(str::trim_end)
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The contact synced, then renamed on the server by another client (curl) which also adds an
+/// address, and renamed in the folder where the phone number changes.
+async fn make_contact_conflict(f: &Fixture) -> i64 {
+    f.server_put(
+        "ada.vcf",
+        &card("Ada Lovelace", &["ada@home.example"], "+44 20 7946 0000"),
+    );
+    f.sync().await;
+    let (href, _) = f.server_item("ada").unwrap();
+    let name = href.rsplit('/').next().unwrap().to_owned();
+    f.server_put(
+        &name,
+        &card(
+            "Ada King",
+            &["ada@home.example", "ada@work.example"],
+            "+44 20 7946 0000",
+        ),
+    );
+    let (path, _) = f.vdir_item("ada").unwrap();
+    write_atomically(
+        &path,
+        &card(
+            "Augusta Ada King",
+            &["ada@home.example"],
+            "+44 20 7946 1111",
+        ),
+    );
+    let report = f.sync().await;
+    assert_eq!(report.counts.conflicts, 1, "{report:?}");
+    conflicts::list(&f.concord).unwrap()[0].id
+}
+
+async fn a_contact_conflict_is_resolved_field_by_field(kind: ServerKind) {
+    let f = Fixture::new(kind, ItemKind::Contact);
+    let id = make_contact_conflict(&f).await;
+    let detail = conflicts::show(&f.concord, id).unwrap();
+    let name = detail.fields.iter().find(|f| f.name == "VCARD FN").unwrap();
+    assert_eq!(name.label, "Name");
+    assert_eq!(
+        (name.base.as_deref(), name.a.as_deref(), name.b.as_deref()),
+        (
+            Some("Ada Lovelace"),
+            Some("Ada King"),
+            Some("Augusta Ada King")
+        )
+    );
+    assert!(name.conflict);
+    // Only the name needs a choice: the address and the number merge.
+    let needed: Vec<&str> = detail
+        .fields
+        .iter()
+        .filter(|f| f.conflict)
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(needed, ["VCARD FN"]);
+
+    let picks: BTreeMap<String, Side> = [("FN".to_owned(), Side::B)].into();
+    let preview = conflicts::preview(&f.concord, id, &picks).unwrap();
+    assert!(preview.unchosen.is_empty());
+    assert_eq!(preview.details.title.as_deref(), Some("Augusta Ada King"));
+    assert_eq!(
+        preview.details.emails,
+        ["ada@home.example", "ada@work.example"]
+    );
+    assert_eq!(preview.details.phones, ["+44 20 7946 1111"]);
+    // The preview wrote nothing.
+    assert_eq!(
+        line_of(&f.server_item("ada").unwrap().1, "FN:"),
+        ["FN:Ada King"]
+    );
+
+    let credentials = Arc::new(f.credentials.clone());
+    let resolution = conflicts::resolve_durably(&f.concord, id, Choice::Pick(picks), credentials)
+        .await
+        .unwrap();
+    assert!(
+        matches!(resolution, Resolution::Picked { .. }),
+        "{resolution:?}"
+    );
+    for (side, body) in [
+        ("server", f.server_item("ada").unwrap().1),
+        ("folder", f.vdir_item("ada").unwrap().1),
+    ] {
+        assert_eq!(
+            line_of(&body, "FN:"),
+            ["FN:Augusta Ada King"],
+            "{side}: {body}"
+        );
+        assert_eq!(line_of(&body, "EMAIL").len(), 2, "{side}: {body}");
+        // Radicale writes parameter names in upper case.
+        let tel = line_of(&body, "TEL").join("").to_ascii_uppercase();
+        assert_eq!(tel, "TEL;TYPE=CELL:+44 20 7946 1111", "{side}");
+        assert!(
+            body.contains("PHOTO;ENCODING=b;TYPE=JPEG:/9j/"),
+            "{side}: {body}"
+        );
+    }
+    assert!(conflicts::list(&f.concord).unwrap().is_empty());
+    assert!(f.sync().await.plan.is_empty());
+    // Both sides' versions before the resolution are in history, with the choice.
+    let conn = f.concord.database().connect().unwrap();
+    let kept: Vec<(String, String)> = state::history(&conn, "ada")
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.reason.contains("field by field (VCARD FN from b)"))
+        .map(|v| (v.side, String::from_utf8_lossy(&v.content).into_owned()))
+        .collect();
+    assert!(
+        kept.iter()
+            .any(|(side, body)| side == "a" && body.contains("FN:Ada King")),
+        "{kept:?}"
+    );
+    assert!(
+        kept.iter()
+            .any(|(side, body)| side == "b" && body.contains("FN:Augusta Ada King")),
+        "{kept:?}"
+    );
+}
+both_servers!(a_contact_conflict_is_resolved_field_by_field);
+
+async fn a_pick_on_a_side_changed_again_is_refreshed_never_written(kind: ServerKind) {
+    let f = Fixture::new(kind, ItemKind::Contact);
+    let id = make_contact_conflict(&f).await;
+    let (href, _) = f.server_item("ada").unwrap();
+    let name = href.rsplit('/').next().unwrap().to_owned();
+    f.server_put(
+        &name,
+        &card("Countess of Lovelace", &["ada@home.example"], "+1 555 0100"),
+    );
+    let picks: BTreeMap<String, Side> = [("VCARD FN".to_owned(), Side::B)].into();
+    let credentials = Arc::new(f.credentials.clone());
+    let resolution =
+        conflicts::resolve_durably(&f.concord, id, Choice::Pick(picks.clone()), credentials)
+            .await
+            .unwrap();
+    assert!(
+        matches!(resolution, Resolution::Refreshed { closed: false, .. }),
+        "{resolution:?}"
+    );
+    let server = f.server_item("ada").unwrap().1;
+    assert_eq!(line_of(&server, "FN:"), ["FN:Countess of Lovelace"]);
+    let folder = f.vdir_item("ada").unwrap().1;
+    assert_eq!(line_of(&folder, "FN:"), ["FN:Augusta Ada King"]);
+    let open = conflicts::list(&f.concord).unwrap();
+    assert_eq!(
+        open[0].details.title.as_deref(),
+        Some("Countess of Lovelace")
+    );
+    // A choice that leaves a conflicting field open is refused before anything runs.
+    let credentials = Arc::new(f.credentials.clone());
+    let err = conflicts::resolve_durably(
+        &f.concord,
+        open[0].id,
+        Choice::Pick(BTreeMap::new()),
+        credentials,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("choose a or b for VCARD FN"), "{err}");
+}
+both_servers!(a_pick_on_a_side_changed_again_is_refreshed_never_written);
+
+fn stamped(uid: &str, summary: &str, modified: &str) -> String {
+    event(uid, summary, "Room 1").replace(
+        "DTSTAMP:20261101T100000Z\r\n",
+        &format!("DTSTAMP:20261101T100000Z\r\nLAST-MODIFIED:{modified}\r\n"),
+    )
+}
+
+fn set_policy(f: &Fixture, policy: ConflictPolicy) {
+    let conn = f.concord.database().connect().unwrap();
+    assert!(state::set_pair_options(&conn, PAIR, Direction::TwoWay, policy).unwrap());
+}
+
+async fn newest_wins_keeps_the_later_edit_and_history_says_why(kind: ServerKind) {
+    let f = Fixture::calendar(kind);
+    set_policy(&f, ConflictPolicy::NewestWins);
+    f.server_put("n.ics", &stamped("n", "Meeting", "20261101T100000Z"));
+    f.sync().await;
+    let (href, _) = f.server_item("n").unwrap();
+    let name = href.rsplit('/').next().unwrap().to_owned();
+    // The folder's edit is the later one, though the server's is written last.
+    let (path, _) = f.vdir_item("n").unwrap();
+    write_atomically(
+        &path,
+        &stamped("n", "Folder's later title", "20261121T120000Z"),
+    );
+    f.server_put(
+        &name,
+        &stamped("n", "Server's earlier title", "20261120T080000Z"),
+    );
+    let report = f.sync().await;
+    assert_eq!(report.counts.conflicts, 0, "{report:?}");
+    assert!(conflicts::list(&f.concord).unwrap().is_empty());
+    assert_eq!(server_title(&f, "n"), "Folder's later title");
+    assert_eq!(vdir_title(&f, "n"), "Folder's later title");
+    let kept = history(&f, "n");
+    assert!(
+        kept.iter().any(|(reason, title)| title == "Server's earlier title"
+            && reason.starts_with("newest-wins policy (A changed 2026-11-20 08:00:00 UTC, B 2026-11-21 12:00:00 UTC): kept B, A's version saved")),
+        "{kept:?}"
+    );
+    // A tie is left to the person.
+    let (path, _) = f.vdir_item("n").unwrap();
+    write_atomically(
+        &path,
+        &stamped("n", "Tie in the folder", "20261122T090000Z"),
+    );
+    f.server_put(
+        &name,
+        &stamped("n", "Tie on the server", "20261122T090000Z"),
+    );
+    assert_eq!(f.sync().await.counts.conflicts, 1);
+}
+both_servers!(newest_wins_keeps_the_later_edit_and_history_says_why);
+
+async fn a_wins_over_a_deletion_is_recorded_in_history(kind: ServerKind) {
+    let f = Fixture::calendar(kind);
+    set_policy(&f, ConflictPolicy::AWins);
+    f.server_put("w.ics", &event("w", "Meeting", "Room 1"));
+    // A second item, so the folder is not emptied (which stops a pair to ask).
+    f.server_put("other.ics", &event("other", "Lunch", "Cafe"));
+    f.sync().await;
+    let (href, _) = f.server_item("w").unwrap();
+    let name = href.rsplit('/').next().unwrap().to_owned();
+    f.server_put(&name, &event("w", "Edited on the server", "Room 1"));
+    let (path, _) = f.vdir_item("w").unwrap();
+    std::fs::remove_file(path).unwrap();
+    let report = f.sync().await;
+    assert_eq!(report.counts.conflicts, 0, "{report:?}");
+    assert_eq!(vdir_title(&f, "w"), "Edited on the server");
+    assert!(
+        history(&f, "w")
+            .iter()
+            .any(|(reason, title)| title == "Meeting"
+                && reason
+                    == "a-wins policy: A's edit kept over B's deletion, the deleted version saved"),
+        "{:?}",
+        history(&f, "w")
+    );
+}
+both_servers!(a_wins_over_a_deletion_is_recorded_in_history);
+
+async fn a_pick_repeated_after_a_crash_finishes_what_it_started(kind: ServerKind) {
+    let f = Fixture::new(kind, ItemKind::Contact);
+    let id = make_contact_conflict(&f).await;
+    let picks: BTreeMap<String, Side> = [("FN".to_owned(), Side::A)].into();
+    // As if a first attempt wrote the folder and died before the server.
+    let preview = conflicts::preview(&f.concord, id, &picks).unwrap();
+    let (path, _) = f.vdir_item("ada").unwrap();
+    write_atomically(&path, &preview.content);
+    let credentials = Arc::new(f.credentials.clone());
+    let resolution = conflicts::resolve_durably(&f.concord, id, Choice::Pick(picks), credentials)
+        .await
+        .unwrap();
+    assert!(
+        matches!(resolution, Resolution::Picked { .. }),
+        "{resolution:?}"
+    );
+    for body in [
+        f.server_item("ada").unwrap().1,
+        f.vdir_item("ada").unwrap().1,
+    ] {
+        assert_eq!(line_of(&body, "FN:"), ["FN:Ada King"], "{body}");
+        assert_eq!(line_of(&body, "EMAIL").len(), 2, "{body}");
+    }
+    assert!(f.sync().await.plan.is_empty());
+}
+both_servers!(a_pick_repeated_after_a_crash_finishes_what_it_started);

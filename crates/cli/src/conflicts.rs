@@ -2,26 +2,63 @@
 //! everything is `concord_core::sync::conflicts`; this file parses and prints (text or `--json`).
 
 use crate::print_json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 use concord_core::Concord;
-use concord_core::sync::conflicts::{self, ConflictSummary, Details, Keep, Resolution, Version};
+use concord_core::sync::Side;
+use concord_core::sync::conflicts::{
+    self, Choice, ConflictSummary, Details, Field, Keep, Resolution, Version,
+};
 use concord_core::sync::run::SystemKeyring;
 
 #[derive(Debug, Subcommand)]
 pub enum ConflictsCommand {
     /// The open conflicts, in readable terms
     List,
-    /// One conflict: base, side A and side B, and which properties differ
-    Show { id: i64 },
+    /// One conflict: every field side by side with the base, and the full versions
+    Show {
+        id: i64,
+        /// Also print the three versions in full
+        #[arg(long)]
+        full: bool,
+    },
     /// Resolve a conflict; the losing version is kept in history (`concord history`)
     Resolve {
         id: i64,
         /// Which version to keep: a, b, or both (B's version becomes a copy with a new UID)
-        #[arg(long, value_enum)]
-        keep: KeepArg,
+        #[arg(
+            long,
+            value_enum,
+            conflicts_with = "pick",
+            required_unless_present = "pick"
+        )]
+        keep: Option<KeepArg>,
+        /// Choose one field's version, e.g. `--pick SUMMARY=b --pick "VEVENT LOCATION=a"`;
+        /// every conflicting field must be chosen, the others merge
+        #[arg(long, value_name = "FIELD=a|b", value_parser = parse_pick)]
+        pick: Vec<(String, Side)>,
+        /// With --pick: print the resulting item without writing anything
+        #[arg(long, requires = "pick")]
+        preview: bool,
     },
+}
+
+/// "VEVENT SUMMARY=b" as the field and the side.
+pub(crate) fn parse_pick(text: &str) -> Result<(String, Side), String> {
+    let (field, side) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{text:?} is not FIELD=a|b"))?;
+    let side = match side.trim().to_ascii_lowercase().as_str() {
+        "a" => Side::A,
+        "b" => Side::B,
+        other => return Err(format!("{other:?} is not a side: use a or b")),
+    };
+    if field.trim().is_empty() {
+        return Err(format!("{text:?} names no field"));
+    }
+    Ok((field.trim().to_owned(), side))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -56,21 +93,45 @@ pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), S
             }
             Ok(())
         }
-        ConflictsCommand::Show { id } => {
+        ConflictsCommand::Show { id, full } => {
             let detail = conflicts::show(concord, id).map_err(|e| e.to_string())?;
             if json {
                 return print_json(&detail);
             }
             print_summary(&detail.summary);
-            if !detail.differing.is_empty() {
-                println!("  A and B differ in: {}", detail.differing.join(", "));
+            print_fields(&detail.fields, true, " (or --keep a|b|both)");
+            if full {
+                print_version("base", detail.base.as_ref());
+                print_version("A", detail.a.as_ref());
+                print_version("B", detail.b.as_ref());
             }
-            print_version("base", detail.base.as_ref());
-            print_version("A", detail.a.as_ref());
-            print_version("B", detail.b.as_ref());
             Ok(())
         }
-        ConflictsCommand::Resolve { id, keep } => {
+        ConflictsCommand::Resolve {
+            id,
+            keep,
+            pick,
+            preview,
+        } => {
+            let picks: BTreeMap<String, Side> = pick.into_iter().collect();
+            if preview {
+                let preview = conflicts::preview(concord, id, &picks).map_err(|e| e.to_string())?;
+                if json {
+                    return print_json(&preview);
+                }
+                if !preview.unchosen.is_empty() {
+                    println!(
+                        "Still to choose (A's version shown): {}",
+                        preview.unchosen.join(", ")
+                    );
+                }
+                print!("{}", preview.content.replace("\r\n", "\n"));
+                return Ok(());
+            }
+            let choice = match keep {
+                Some(keep) => Choice::Keep(keep.into()),
+                None => Choice::Pick(picks),
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -80,7 +141,7 @@ pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), S
                 .block_on(conflicts::resolve_durably(
                     concord,
                     id,
-                    keep.into(),
+                    choice,
                     Arc::new(SystemKeyring),
                 ))
                 .map_err(|e| e.to_string())?;
@@ -88,6 +149,16 @@ pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), S
                 return print_json(&resolution);
             }
             match resolution {
+                Resolution::Picked { uid, picked } => {
+                    let chosen: Vec<String> = picked
+                        .iter()
+                        .map(|(field, side)| format!("{field} from {}", side.as_str()))
+                        .collect();
+                    println!(
+                        "Resolved conflict {id} ({uid}) with {}; both sides now agree.",
+                        chosen.join(", ")
+                    );
+                }
                 Resolution::Resolved { uid, copy_uid, .. } => {
                     println!("Resolved conflict {id} ({uid}); both sides now agree.");
                     if let Some(copy) = copy_uid {
@@ -125,7 +196,87 @@ fn describe(d: &Details) -> String {
     if !d.emails.is_empty() {
         parts.push(d.emails.join(", "));
     }
+    if !d.phones.is_empty() {
+        parts.push(d.phones.join(", "));
+    }
     parts.join(", ")
+}
+
+/// The fields as a table: label, base (when `with_base`), A, B; a `!` marks a field that
+/// needs a choice, a `*` one where A and B differ but merge. `otherwise` ends the hint on
+/// how to choose (" (or --keep a|b|both)").
+pub(crate) fn print_fields(fields: &[Field], with_base: bool, otherwise: &str) {
+    const WIDTH: usize = 28;
+    let cell = |v: &Option<String>| -> Vec<String> {
+        match v {
+            None => vec!["-".to_owned()],
+            Some(v) => v
+                .lines()
+                .map(|l| {
+                    if l.chars().count() > WIDTH {
+                        let cut: String = l.chars().take(WIDTH - 1).collect();
+                        format!("{cut}…")
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect(),
+        }
+    };
+    let line = |mark: &str, label: &str, cells: &[String]| {
+        let mut row = format!("  {mark} {label:<24}");
+        for c in cells {
+            row.push_str(&format!(" {c:<WIDTH$} "));
+        }
+        println!("{}", row.trim_end());
+    };
+    println!();
+    let titles: &[&str] = if with_base {
+        &["base", "A", "B"]
+    } else {
+        &["A", "B"]
+    };
+    line(
+        " ",
+        "field",
+        &titles.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>(),
+    );
+    for f in fields {
+        let mark = if f.conflict {
+            "!"
+        } else if f.differs {
+            "*"
+        } else {
+            " "
+        };
+        let mut columns = vec![cell(&f.a), cell(&f.b)];
+        if with_base {
+            columns.insert(0, cell(&f.base));
+        }
+        let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 0..rows {
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|c| c.get(i).cloned().unwrap_or_default())
+                .collect();
+            if i == 0 {
+                line(mark, &f.label, &cells);
+            } else {
+                line(" ", "", &cells);
+            }
+        }
+    }
+    let needed: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.conflict)
+        .map(|f| f.name.as_str())
+        .collect();
+    if !needed.is_empty() {
+        println!(
+            "\n  ! needs a choice: --pick \"{}=a|b\"{otherwise}",
+            needed.join("=a|b\" --pick \"")
+        );
+    }
 }
 
 fn print_summary(c: &ConflictSummary) {

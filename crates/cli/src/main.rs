@@ -4,6 +4,7 @@
 
 mod conflicts;
 mod daemon;
+mod duplicates;
 mod feeds;
 mod jobs;
 mod sync;
@@ -58,6 +59,9 @@ enum Command {
     /// Conflicts both sides' edits left for you to decide: list, show, resolve
     #[command(subcommand)]
     Conflicts(conflicts::ConflictsCommand),
+    /// Contacts that are likely one person: list, show, merge
+    #[command(subcommand)]
+    Duplicates(duplicates::DuplicatesCommand),
     /// Background jobs: list, show, cancel, retry
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -94,6 +98,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Restore { version } => sync::run_restore(&concord, version, cli.json),
         Command::Quarantine(cmd) => sync::run_quarantine(&concord, cmd, cli.json),
         Command::Conflicts(cmd) => conflicts::run(&concord, cmd, cli.json),
+        Command::Duplicates(cmd) => duplicates::run(&concord, cmd, cli.json),
         Command::Feeds(cmd) => feeds::run(&concord, cmd, cli.json),
         Command::Jobs(cmd) => jobs::run_jobs(concord.engine(), cmd, cli.json),
         Command::Schedules(cmd) => jobs::run_schedules(concord.engine(), cmd, cli.json),

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use concord_core::Concord;
-use concord_core::dav::{CalDav, DavError};
 use concord_core::secrets::Secrets;
+use concord_core::sync::discovery::{self, DiscoveryOptions};
 use concord_core::sync::item::ItemKind;
 use concord_core::sync::run::{self, CredentialSource, SystemKeyring};
 use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageConfig, StorageKind};
+use concord_core::sync::webcal::Webcal;
 use concord_core::sync::{Report, SyncOptions, sync_durably, sync_pair};
-use serde::Serialize;
+use concord_core::sync::{mapping, pairs};
 
 /// How often a new pair syncs in the background unless told otherwise.
 const SYNC_INTERVAL_DEFAULT_MIN: u64 = 15;
@@ -33,7 +34,8 @@ pub enum AccountCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Find the account's calendars and address books
+    /// Find the account's calendars and address books (RFC 6764: the address given, its
+    /// well-known URIs, DNS SRV; CONCORD_NAMESERVER=IP:PORT picks the DNS server)
     Discover { name: String },
     /// Connect and say plainly whether it works
     Test { name: String },
@@ -43,9 +45,12 @@ pub enum AccountCommand {
 pub struct AccountAdd {
     /// A short name, used in `concord pair add --a NAME:COLLECTION`
     name: String,
-    #[arg(long, value_enum)]
+    /// A CalDAV/CardDAV server (either: one account finds both calendars and address books),
+    /// a webcal URL, or a vdir folder
+    #[arg(long, value_enum, default_value = "caldav")]
     kind: KindArg,
-    /// Server address (https://dav.example.com/), ICS URL, or folder path
+    /// Server address (https://dav.example.com/, dav.example.com, or you@example.com), ICS
+    /// URL, or folder path
     #[arg(long)]
     url: String,
     #[arg(long)]
@@ -91,14 +96,24 @@ pub enum PairCommand {
 #[derive(Debug, Args)]
 pub struct PairAdd {
     name: String,
-    #[arg(long)]
-    a: String,
-    #[arg(long)]
-    b: String,
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    a: Option<String>,
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    b: Option<String>,
+    /// Every calendar and address book of --account, each in its own folder under --folder;
+    /// collections made later are picked up by the next sync
+    #[arg(long, requires_all = ["account", "folder"])]
+    all: bool,
+    /// The CalDAV/CardDAV account whose collections --all syncs
+    #[arg(long, requires = "all")]
+    account: Option<String>,
+    /// The directory that holds one folder per collection (with --all)
+    #[arg(long, requires = "all")]
+    folder: Option<String>,
     #[arg(long, value_enum, default_value = "two-way")]
     direction: DirectionArg,
     /// What to do when both sides change the same property
-    #[arg(long, value_enum, default_value = "ask")]
+    #[arg(long, value_enum, default_value = "ask", alias = "policy")]
     conflicts: PolicyArg,
     /// Minutes between background syncs
     #[arg(long, default_value_t = SYNC_INTERVAL_DEFAULT_MIN)]
@@ -117,6 +132,7 @@ pub enum PolicyArg {
     Ask,
     AWins,
     BWins,
+    NewestWins,
 }
 
 #[derive(Debug, Args)]
@@ -166,12 +182,13 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
     match cmd {
         AccountCommand::Add(add) => {
             let kind = StorageKind::from(add.kind);
+            let mut username = add.username.clone();
             let url = if kind == StorageKind::Vdir {
                 std::path::absolute(&add.url)
                     .map_err(|e| format!("{}: {e}", add.url))?
                     .display()
                     .to_string()
-            } else {
+            } else if kind == StorageKind::Webcal {
                 if add.url.starts_with("http://") && !add.insecure_http && !is_loopback(&add.url) {
                     return Err(format!(
                         "{} is plain http: the password would travel unencrypted. Use https://, \
@@ -180,6 +197,21 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                     ));
                 }
                 add.url.clone()
+            } else {
+                // A server: a URL, a bare host or you@example.com, found by discovery later.
+                let start = discovery::parse_input(&add.url).map_err(|e| e.to_string())?;
+                let loopback = start.url.host().is_some_and(discovery::is_loopback_host);
+                if start.url.scheme_str() == Some("http") && !add.insecure_http && !loopback {
+                    return Err(format!(
+                        "{} is plain http: the password would travel unencrypted. Use https://, \
+                         or pass --insecure-http if you mean it",
+                        start.url
+                    ));
+                }
+                if username.is_none() {
+                    username = start.username_hint.clone();
+                }
+                start.url.to_string()
             };
             if add.password_stdin {
                 let mut line = String::new();
@@ -194,8 +226,11 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                     .map_err(|e| e.to_string())?;
             }
             let conn = db(concord)?;
-            let id = state::add_account(&conn, &add.name, kind, &url, add.username.as_deref())
+            let id = state::add_account(&conn, &add.name, kind, &url, username.as_deref())
                 .map_err(|e| format!("adding account {:?}: {e}", add.name))?;
+            if add.insecure_http {
+                mapping::set_allows_http(&conn, id, true).map_err(|e| e.to_string())?;
+            }
             if kind == StorageKind::Vdir || kind == StorageKind::Webcal {
                 let item_kind = ItemKind::Calendar;
                 state::put_storage(&conn, Some(id), kind, item_kind, &url, Some(&add.name))
@@ -240,6 +275,15 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                 })
                 .map(|p| p.name)
                 .collect();
+            let mapped: Vec<String> = mapping::mappings(&conn)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|m| m.account == name)
+                .map(|m| m.name)
+                .collect();
+            for m in &mapped {
+                let _ = concord.engine().remove_schedule(&mapping::schedule_name(m));
+            }
             if !state::remove_account(&conn, &name).map_err(|e| e.to_string())? {
                 return Err(format!("there is no account named {name:?}"));
             }
@@ -254,53 +298,51 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
         }
         AccountCommand::Discover { name } => {
             let account = find_account(concord, &name)?;
-            let credentials = SystemKeyring
-                .credentials(&account)
-                .map_err(|e| e.to_string())?;
             let rt = runtime()?;
-            let found = rt.block_on(async {
-                let client = CalDav::new(&account.url, &credentials)?;
-                let discovery = client.discover().await?;
-                let books = client
-                    .discover_address_books(discovery.principal.as_deref())
-                    .await?;
-                Ok::<_, DavError>((discovery, books))
-            });
-            let (discovery, (_, books)) = found.map_err(|e| e.to_string())?;
-            #[derive(Serialize)]
-            struct Collection {
-                kind: &'static str,
-                href: String,
-                display_name: Option<String>,
-                color: Option<String>,
-            }
-            let mut all: Vec<Collection> = discovery
-                .calendars
-                .into_iter()
-                .map(|c| Collection {
-                    kind: "calendar",
-                    href: c.href,
-                    display_name: c.display_name,
-                    color: c.color,
-                })
-                .collect();
-            all.extend(books.into_iter().map(|c| Collection {
-                kind: "address-book",
-                href: c.href,
-                display_name: c.display_name,
-                color: c.color,
-            }));
+            let found = rt
+                .block_on(mapping::discover_account(
+                    concord,
+                    &account,
+                    &SystemKeyring,
+                    DiscoveryOptions::from_env(false).nameserver,
+                ))
+                .map_err(|e| format!("{name}: {e}"))?;
             if json {
-                return print_json(&all);
+                return print_json(&found);
             }
-            if all.is_empty() {
+            for service in &found.services {
+                let via = match service.via {
+                    discovery::FoundVia::GivenUrl => "the address given",
+                    discovery::FoundVia::WellKnown => "the well-known address",
+                    discovery::FoundVia::Srv => "DNS SRV",
+                };
+                println!(
+                    "{}: {} via {via} (principal {})",
+                    service.service.as_str(),
+                    service.context_url,
+                    service.principal.as_deref().unwrap_or("none")
+                );
+            }
+            if found.collections.is_empty() {
                 println!("{name}: no calendars or address books found");
             }
-            for c in all {
-                let shown = c.display_name.unwrap_or_default();
-                println!("{:<12} {}  {shown}", c.kind, c.href);
+            for c in &found.collections {
+                let mut about = Vec::new();
+                if let Some(shown) = &c.display_name {
+                    about.push(format!("{shown:?}"));
+                }
+                if let Some(color) = &c.color {
+                    about.push(color.clone());
+                }
+                if !c.components.is_empty() {
+                    about.push(c.components.join(","));
+                }
+                println!("{:<12} {}  {}", c.kind.as_str(), c.url, about.join("  "));
             }
-            println!("\npair one with: concord pair add NAME --a {name}:HREF --b dir:PATH");
+            println!(
+                "\npair one with: concord pair add NAME --a {name}:URL --b dir:PATH\n\
+                 or all of them: concord pair add NAME --account {name} --all --folder DIR"
+            );
             Ok(())
         }
         AccountCommand::Test { name } => {
@@ -314,25 +356,38 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                         Err(format!("{name}: {} is not a folder", account.url))
                     }
                 }
-                _ => {
+                StorageKind::Webcal => {
                     let credentials = SystemKeyring
                         .credentials(&account)
                         .map_err(|e| e.to_string())?;
                     let rt = runtime()?;
                     rt.block_on(async {
-                        let client = CalDav::new(&account.url, &credentials).map_err(|e| e.to_string())?;
-                        match client.current_user_principal().await {
-                            Ok(Some(p)) => Ok(format!("{name}: connected; signed in as principal {p}")),
-                            Ok(None) => Ok(format!("{name}: connected (the server names no principal)")),
-                            Err(DavError::Unauthorized { .. }) => {
-                                Err(format!("{name}: the server rejected the username or password"))
-                            }
-                            Err(err @ DavError::Request { .. }) => Err(format!(
-                                "{name}: could not reach the server or it is not a DAV server: {err}"
-                            )),
-                            Err(err) => Err(format!("{name}: {err}")),
-                        }
+                        let feed = Webcal::new(&account.url, &credentials).map_err(|e| e.to_string())?;
+                        let listing = feed.changes(None).await.map_err(|e| format!("{name}: {e}"))?;
+                        Ok(format!(
+                            "{name}: the calendar answered with {} event(s), task(s) or journal entries",
+                            listing.changed.len()
+                        ))
                     })
+                }
+                _ => {
+                    let credentials = SystemKeyring
+                        .credentials(&account)
+                        .map_err(|e| e.to_string())?;
+                    let allow_http = mapping::allows_http(&db(concord)?, account.id)
+                        .map_err(|e| e.to_string())?;
+                    let options = DiscoveryOptions::from_env(allow_http);
+                    let rt = runtime()?;
+                    let check = rt.block_on(discovery::check_connection(
+                        &account.url,
+                        &credentials,
+                        &options,
+                    ));
+                    if check.is_ok() {
+                        Ok(format!("{name}: {}", check.message()))
+                    } else {
+                        Err(format!("{name}: {}", check.message()))
+                    }
                 }
             };
             if json {
@@ -354,93 +409,196 @@ fn find_account(concord: &Concord, name: &str) -> Result<state::Account, String>
         .ok_or_else(|| format!("there is no account named {name:?} (see `concord account list`)"))
 }
 
-/// Resolves a side spec to a storage id; `other` is the other side's kind, for folders.
-fn resolve_side(
-    concord: &Concord,
-    spec: &str,
-    other_contacts: bool,
-) -> Result<(i64, StorageKind), String> {
-    let conn = db(concord)?;
-    if let Some(path) = spec.strip_prefix("dir:") {
-        let path = std::path::absolute(path).map_err(|e| format!("{path}: {e}"))?;
-        let kind = if other_contacts {
-            ItemKind::Contact
-        } else {
-            ItemKind::Calendar
-        };
-        let id = state::put_storage(
-            &conn,
-            None,
-            StorageKind::Vdir,
-            kind,
-            &path.display().to_string(),
-            None,
-        )
-        .map_err(|e| e.to_string())?;
-        return Ok((id, StorageKind::Vdir));
+/// A side of a new pair, resolved to its storage.
+struct Resolved {
+    id: i64,
+    kind: StorageKind,
+    item_kind: ItemKind,
+    location: String,
+}
+
+impl Resolved {
+    fn side<'a>(&'a self, label: &'a str) -> pairs::NewSide<'a> {
+        pairs::NewSide {
+            kind: self.kind,
+            item_kind: self.item_kind,
+            location: &self.location,
+            label,
+        }
     }
-    let (name, collection) = match spec.split_once(':') {
-        // "https://..." is not ACCOUNT:COLLECTION
-        Some((name, rest)) if !rest.starts_with("//") => (name, Some(rest)),
-        _ => (spec, None),
-    };
-    let account = find_account(concord, name)?;
-    let (kind, location) = match (account.kind, collection) {
-        (StorageKind::Caldav | StorageKind::Carddav, Some(collection)) => {
-            let url = if collection.starts_with("http://") || collection.starts_with("https://") {
-                collection.to_owned()
-            } else {
-                let origin: String = account
-                    .url
-                    .splitn(4, '/')
-                    .take(3)
-                    .collect::<Vec<_>>()
-                    .join("/");
-                format!("{origin}/{}", collection.trim_start_matches('/'))
-            };
-            (account.kind, url)
-        }
-        (StorageKind::Caldav | StorageKind::Carddav, None) => {
-            return Err(format!(
-                "say which collection of {name}: {name}:/path/of/collection/ (see `concord account discover {name}`)"
-            ));
-        }
-        (kind, _) => (kind, account.url.clone()),
-    };
-    let item_kind = if kind == StorageKind::Carddav || (kind == StorageKind::Vdir && other_contacts)
-    {
+}
+
+/// Resolves a side spec to its storage; `other_contacts`: the other side holds contacts (for a
+/// folder, which could hold either).
+fn resolve_side(concord: &Concord, spec: &str, other_contacts: bool) -> Result<Resolved, String> {
+    let conn = db(concord)?;
+    let folder_kind = if other_contacts {
         ItemKind::Contact
     } else {
         ItemKind::Calendar
     };
-    let id = state::put_storage(&conn, Some(account.id), kind, item_kind, &location, None)
+    let (account, kind, location) = if let Some(path) = spec.strip_prefix("dir:") {
+        let path = std::path::absolute(path).map_err(|e| format!("{path}: {e}"))?;
+        (None, StorageKind::Vdir, path.display().to_string())
+    } else {
+        let (name, collection) = match spec.split_once(':') {
+            // "https://..." is not ACCOUNT:COLLECTION
+            Some((name, rest)) if !rest.starts_with("//") => (name, Some(rest)),
+            _ => (spec, None),
+        };
+        let account = find_account(concord, name)?;
+        let (kind, location) = match (account.kind, collection) {
+            (StorageKind::Caldav | StorageKind::Carddav, Some(collection)) => {
+                let url = pairs::collection_url(&account, collection);
+                (pairs::collection_kind(&conn, &account, &url), url)
+            }
+            (StorageKind::Caldav | StorageKind::Carddav, None) => {
+                return Err(format!(
+                    "say which collection of {name}: {name}:/path/of/collection/ (see `concord account discover {name}`)"
+                ));
+            }
+            (kind, _) => (kind, account.url.clone()),
+        };
+        (Some(account.id), kind, location)
+    };
+    let item_kind = match kind {
+        StorageKind::Carddav => ItemKind::Contact,
+        StorageKind::Vdir => folder_kind,
+        StorageKind::Caldav | StorageKind::Webcal => ItemKind::Calendar,
+    };
+    let id = state::put_storage(&conn, account, kind, item_kind, &location, None)
         .map_err(|e| e.to_string())?;
-    Ok((id, kind))
+    Ok(Resolved {
+        id,
+        kind,
+        item_kind,
+        location,
+    })
+}
+
+/// Whether a side spec names contacts (for the folder on the other side).
+fn spec_is_contacts(concord: &Concord, spec: &str) -> bool {
+    let Some((name, collection)) = spec.split_once(':') else {
+        return false;
+    };
+    let Ok(conn) = db(concord) else {
+        return false;
+    };
+    let Some(account) = state::account(&conn, name).ok().flatten() else {
+        return false;
+    };
+    let url = pairs::collection_url(&account, collection);
+    pairs::collection_kind(&conn, &account, &url) == StorageKind::Carddav
+}
+
+fn policy_of(arg: PolicyArg) -> ConflictPolicy {
+    match arg {
+        PolicyArg::Ask => ConflictPolicy::Ask,
+        PolicyArg::AWins => ConflictPolicy::AWins,
+        PolicyArg::BWins => ConflictPolicy::BWins,
+        PolicyArg::NewestWins => ConflictPolicy::NewestWins,
+    }
+}
+
+fn direction_of(arg: DirectionArg) -> Direction {
+    match arg {
+        DirectionArg::TwoWay => Direction::TwoWay,
+        DirectionArg::AToB => Direction::AToB,
+        DirectionArg::BToA => Direction::BToA,
+    }
+}
+
+/// `concord pair add NAME --account ACCT --all --folder DIR`: the mapping, refreshed once now.
+fn add_mapping(concord: &Concord, add: &PairAdd, json: bool) -> Result<(), String> {
+    let account_name = add.account.as_deref().unwrap_or_default();
+    let account = find_account(concord, account_name)?;
+    if !matches!(account.kind, StorageKind::Caldav | StorageKind::Carddav) {
+        return Err(format!(
+            "{account_name} is a {} account: --all needs a CalDAV/CardDAV server",
+            account.kind.as_str()
+        ));
+    }
+    let folder = std::path::absolute(add.folder.as_deref().unwrap_or_default())
+        .map_err(|e| format!("{:?}: {e}", add.folder))?;
+    {
+        let conn = db(concord)?;
+        if state::pair(&conn, &add.name)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Err(format!("there is already a pair named {:?}", add.name));
+        }
+        mapping::add_mapping(
+            &conn,
+            &add.name,
+            account.id,
+            &folder,
+            direction_of(add.direction),
+            policy_of(add.conflicts),
+            add.every_minutes.max(1),
+        )
+        .map_err(|e| format!("adding {:?}: {e}", add.name))?;
+    }
+    mapping::schedule(
+        concord.engine(),
+        &add.name,
+        Duration::from_secs(add.every_minutes.max(1) * 60),
+    )
+    .map_err(|e| e.to_string())?;
+    let rt = runtime()?;
+    let refreshed = rt.block_on(mapping::refresh(concord, &add.name, &SystemKeyring));
+    if json {
+        let (refresh, error) = match &refreshed {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        return print_json(&serde_json::json!({
+            "name": add.name, "all_collections_of": account.name,
+            "folder": folder.display().to_string(), "refresh": refresh, "error": error,
+        }));
+    }
+    println!(
+        "paired all collections of {} into {}; they sync every {} min, or now with `concord sync {}`",
+        account.name,
+        folder.display(),
+        add.every_minutes,
+        add.name
+    );
+    match refreshed {
+        Ok(r) => {
+            for pair in &r.created {
+                println!("  new: {pair}");
+            }
+        }
+        Err(e) => {
+            println!("  the collections could not be listed yet ({e}); the next sync tries again")
+        }
+    }
+    Ok(())
 }
 
 pub fn run_pair(concord: &Concord, cmd: PairCommand, json: bool) -> Result<(), String> {
     match cmd {
+        PairCommand::Add(add) if add.all => add_mapping(concord, &add, json),
         PairCommand::Add(add) => {
-            let contacts = |spec: &str| {
-                spec.split_once(':')
-                    .and_then(|(name, _)| state::account(&db(concord).ok()?, name).ok().flatten())
-                    .is_some_and(|a| a.kind == StorageKind::Carddav)
+            let (Some(spec_a), Some(spec_b)) = (add.a.as_deref(), add.b.as_deref()) else {
+                return Err(
+                    "say both sides: --a ... --b ... (or --account ACCT --all --folder DIR)"
+                        .to_owned(),
+                );
             };
-            let (a, a_kind) = resolve_side(concord, &add.a, contacts(&add.b))?;
-            let (b, _) = resolve_side(concord, &add.b, contacts(&add.a))?;
+            let a = resolve_side(concord, spec_a, spec_is_contacts(concord, spec_b))?;
+            let b = resolve_side(concord, spec_b, spec_is_contacts(concord, spec_a))?;
+            if let Some(problem) = pairs::pairing_problem(a.side(spec_a), b.side(spec_b)) {
+                return Err(problem);
+            }
             let direction = match add.direction {
-                DirectionArg::TwoWay if a_kind == StorageKind::Webcal => Direction::AToB,
-                DirectionArg::TwoWay => Direction::TwoWay,
-                DirectionArg::AToB => Direction::AToB,
-                DirectionArg::BToA => Direction::BToA,
+                DirectionArg::TwoWay => pairs::default_direction(a.kind, b.kind)?,
+                other => direction_of(other),
             };
-            let policy = match add.conflicts {
-                PolicyArg::Ask => ConflictPolicy::Ask,
-                PolicyArg::AWins => ConflictPolicy::AWins,
-                PolicyArg::BWins => ConflictPolicy::BWins,
-            };
+            let policy = policy_of(add.conflicts);
             let conn = db(concord)?;
-            state::add_pair(&conn, &add.name, a, b, direction, policy)
+            state::add_pair(&conn, &add.name, a.id, b.id, direction, policy)
                 .map_err(|e| format!("adding pair {:?}: {e}", add.name))?;
             run::schedule(
                 concord.engine(),
@@ -464,14 +622,48 @@ pub fn run_pair(concord: &Concord, cmd: PairCommand, json: bool) -> Result<(), S
             }
         }
         PairCommand::List => {
-            let pairs = state::pairs(&db(concord)?).map_err(|e| e.to_string())?;
+            let conn = db(concord)?;
+            let pairs = state::pairs(&conn).map_err(|e| e.to_string())?;
+            let mappings = mapping::mappings(&conn).map_err(|e| e.to_string())?;
             if json {
-                return print_json(&pairs);
+                return print_json(&serde_json::json!({ "pairs": pairs, "mappings": mappings }));
             }
-            if pairs.is_empty() {
+            if pairs.is_empty() && mappings.is_empty() {
                 println!("no pairs yet: add one with `concord pair add NAME --a ... --b ...`");
             }
+            for m in &mappings {
+                let state = match (&m.last_error, m.last_refresh_at_ms) {
+                    (Some(err), _) => format!("error: {err}"),
+                    (None, Some(_)) => format!("{} collection(s)", m.pairs.len()),
+                    (None, None) => "not discovered yet".to_owned(),
+                };
+                println!(
+                    "{}  [all collections of {} -> {}/]  [{}]  {state}",
+                    m.name,
+                    m.account,
+                    m.folder,
+                    m.direction.as_str()
+                );
+                for p in &m.pairs {
+                    let gone = if p.gone_since_ms.is_some() {
+                        "  GONE from the server (folder kept, not synced)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "    {}  {} <-> {}{gone}",
+                        p.pair, p.collection_url, p.folder
+                    );
+                }
+            }
+            let mapped: std::collections::BTreeSet<&str> = mappings
+                .iter()
+                .flat_map(|m| m.pairs.iter().map(|p| p.pair.as_str()))
+                .collect();
             for p in pairs {
+                if mapped.contains(p.name.as_str()) {
+                    continue;
+                }
                 let side = |s: &StorageConfig| format!("{} {}", s.kind.as_str(), s.location);
                 let state = match (&p.stopped_reason, &p.last_error, p.last_sync_at_ms) {
                     (Some(reason), _, _) => format!("stopped: {reason}"),
@@ -486,29 +678,85 @@ pub fn run_pair(concord: &Concord, cmd: PairCommand, json: bool) -> Result<(), S
             Ok(())
         }
         PairCommand::Remove { name } => {
-            if !state::remove_pair(&db(concord)?, &name).map_err(|e| e.to_string())? {
-                return Err(format!("there is no pair named {name:?}"));
+            match pairs::remove(concord, &name).map_err(|e| e.to_string())? {
+                pairs::Removed::Mapping { pairs } => println!(
+                    "removed {name} and its {} pair(s); the folders and collections stay",
+                    pairs.len()
+                ),
+                pairs::Removed::Pair => println!("removed pair {name}"),
             }
-            let _ = concord.engine().remove_schedule(&run::schedule_name(&name));
-            println!("removed pair {name}");
             Ok(())
         }
     }
 }
 
 pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), String> {
-    let pairs = if args.pairs.is_empty() {
-        state::pairs(&db(concord)?)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|p| p.name)
-            .collect()
-    } else {
-        args.pairs.clone()
-    };
     let rt = runtime()?;
     let mut reports = Vec::new();
     let mut failures = Vec::new();
+    let mut refreshes = Vec::new();
+    let (mappings, all_pairs) = {
+        let conn = db(concord)?;
+        (
+            mapping::mappings(&conn).map_err(|e| e.to_string())?,
+            state::pairs(&conn).map_err(|e| e.to_string())?,
+        )
+    };
+    // An "all collections" pair first finds new and vanished collections (not on a dry run,
+    // which writes nothing), then syncs each collection's pair.
+    let chosen: Vec<&mapping::Mapping> = mappings
+        .iter()
+        .filter(|m| args.pairs.is_empty() || args.pairs.contains(&m.name))
+        .collect();
+    let mut gone: std::collections::BTreeSet<String> = mappings
+        .iter()
+        .flat_map(|m| m.pairs.iter())
+        .filter(|p| p.gone_since_ms.is_some())
+        .map(|p| p.pair.clone())
+        .collect();
+    let mut pairs: Vec<String> = Vec::new();
+    for m in &chosen {
+        if args.dry_run {
+            pairs.extend(m.pairs.iter().map(|p| p.pair.clone()));
+            continue;
+        }
+        match rt.block_on(mapping::refresh(concord, &m.name, &SystemKeyring)) {
+            Ok(refresh) => {
+                for p in &refresh.active {
+                    gone.remove(p);
+                }
+                gone.extend(
+                    m.pairs
+                        .iter()
+                        .filter(|p| !refresh.active.contains(&p.pair))
+                        .map(|p| p.pair.clone()),
+                );
+                pairs.extend(refresh.active.iter().cloned());
+                refreshes.push(refresh);
+            }
+            Err(err) => failures.push(format!("{}: {err}", m.name)),
+        }
+    }
+    if args.pairs.is_empty() {
+        let mapped: std::collections::BTreeSet<&str> = mappings
+            .iter()
+            .flat_map(|m| m.pairs.iter().map(|p| p.pair.as_str()))
+            .collect();
+        pairs.extend(
+            all_pairs
+                .iter()
+                .filter(|p| !mapped.contains(p.name.as_str()))
+                .map(|p| p.name.clone()),
+        );
+    } else {
+        pairs.extend(
+            args.pairs
+                .iter()
+                .filter(|name| !mappings.iter().any(|m| &&m.name == name))
+                .cloned(),
+        );
+    }
+    pairs.retain(|p| !gone.contains(p));
     for pair in pairs {
         let result = rt.block_on(async {
             if args.dry_run {
@@ -527,8 +775,18 @@ pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), Str
         }
     }
     if json {
-        print_json(&serde_json::json!({ "reports": reports, "errors": failures }))?;
+        print_json(&serde_json::json!({
+            "reports": reports, "errors": failures, "collections": refreshes,
+        }))?;
     } else {
+        for refresh in &refreshes {
+            for pair in &refresh.created {
+                println!("{}: new collection, paired as {pair}", refresh.mapping);
+            }
+            for line in &refresh.gone {
+                println!("{}: {line}", refresh.mapping);
+            }
+        }
         for report in &reports {
             print_report(report);
         }
@@ -558,10 +816,13 @@ fn print_report(r: &Report) {
         (c.delete_a, "deleted on a"),
         (c.delete_b, "deleted on b"),
         (c.merged, "merged"),
-        (c.conflicts, "new conflicts"),
+        (c.conflicts, "new conflict"),
     ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
+        match n {
+            0 => {}
+            1 => parts.push(format!("1 {what}")),
+            n if what.ends_with("conflict") => parts.push(format!("{n} {what}s")),
+            n => parts.push(format!("{n} {what}")),
         }
     }
     let verb = if r.dry_run { "would be" } else { "" };

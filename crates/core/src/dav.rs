@@ -1,9 +1,9 @@
 //! CalDAV, on libdav: from a server address and a username and password to the person's
 //! calendars (current-user principal, calendar home set, the calendars in it).
 //!
-//! This is the start of the CalDAV storage; sync (RFC 6578 tokens, multiget, writes) and
-//! service discovery (RFC 6764 well-known and SRV) grow here in later issues. All HTTP goes
-//! through one hyper client with rustls (ring, the system's trust store) and explicit limits.
+//! The collection storage is `sync::caldav`; finding an account's services from what a person
+//! types (RFC 6764 well-known and SRV) is `sync::discovery`. All HTTP goes through one hyper
+//! client with rustls (ring, the system's trust store) and explicit limits.
 
 use std::fmt;
 use std::future::Future;
@@ -23,7 +23,7 @@ use tower_http::auth::AddAuthorization;
 /// How long a TCP (and TLS) connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one DAV request may take, from sending to the last byte of the answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) type HttpClient = AddAuthorization<Client<HttpsConnector<HttpConnector>, String>>;
 pub(crate) type HttpClientError = hyper_util::client::legacy::Error;

@@ -69,8 +69,12 @@ impl Concord {
         let credentials = std::sync::Arc::new(sync::run::SystemKeyring);
         let sync_pair = sync::run::workflow(concord.clone(), credentials.clone());
         concord.engine.register(sync_pair);
-        let resolve = sync::conflicts::workflow(concord.clone(), credentials);
+        let collections = sync::mapping::workflow(concord.clone(), credentials.clone());
+        concord.engine.register(collections);
+        let resolve = sync::conflicts::workflow(concord.clone(), credentials.clone());
         concord.engine.register(resolve);
+        let merge = sync::duplicates::workflow(concord.clone(), credentials);
+        concord.engine.register(merge);
         Ok(concord)
     }
 

@@ -199,6 +199,46 @@ pub const MIGRATIONS: &[Migration] = &[
             UNIQUE (pair_id, uid)
         ) STRICT;",
     },
+    // Accounts and their collections (src/sync/discovery.rs, src/sync/mapping.rs): how an
+    // account was found (context URLs, principals, home sets, as JSON) and whether plain http
+    // was allowed; every collection discovery has seen, with when it vanished; "all
+    // collections" mappings of an account to a folder, whose pairs point back at them; and per
+    // pair the display name and colour both sides agreed on at the last metadata sync.
+    Migration {
+        version: 4,
+        sql: "ALTER TABLE accounts ADD COLUMN discovery TEXT;
+        ALTER TABLE accounts ADD COLUMN allow_http INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE account_collections (
+            account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('calendar', 'address-book')),
+            display_name TEXT,
+            color TEXT,
+            components TEXT NOT NULL DEFAULT '',
+            first_seen_ms INTEGER NOT NULL,
+            last_seen_ms INTEGER NOT NULL,
+            gone_since_ms INTEGER,
+            PRIMARY KEY (account_id, url)
+        ) STRICT;
+        CREATE TABLE collection_mappings (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            folder TEXT NOT NULL,
+            direction TEXT NOT NULL DEFAULT 'two-way',
+            conflict_policy TEXT NOT NULL DEFAULT 'ask',
+            every_minutes INTEGER NOT NULL,
+            last_refresh_at_ms INTEGER,
+            last_error TEXT,
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+        ALTER TABLE pairs ADD COLUMN mapping_id INTEGER
+            REFERENCES collection_mappings (id) ON DELETE CASCADE;
+        ALTER TABLE pairs ADD COLUMN collection_gone_since_ms INTEGER;
+        ALTER TABLE pairs ADD COLUMN meta_checked_at_ms INTEGER;
+        ALTER TABLE pairs ADD COLUMN meta_display_name TEXT;
+        ALTER TABLE pairs ADD COLUMN meta_color TEXT;",
+    },
 ];
 
 /// Settings keys.

@@ -2,11 +2,13 @@
 //! cheapest first: RFC 6578 sync-collection with the stored token; a token the server no
 //! longer accepts falls back to a full listing (nothing is deleted for it: the reconciler
 //! compares the full listing with what it knows). Servers without sync-collection get a CTag
-//! check, then an etag listing. Items are fetched with multiget in bounded batches; writes are
-//! conditional (If-None-Match: * to create, If-Match to update or delete), and a 412 is
-//! reported as "changed", never retried as an overwrite.
+//! check, then an etag listing. A first sync reads the token (a depth-0 PROPFIND), then the
+//! whole collection with its data in one query. Items are fetched with multiget in bounded
+//! batches; writes are conditional (If-None-Match: * to create, If-Match to update or
+//! delete), and a 412 is reported as "changed", never retried as an overwrite.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use libdav::PropertyName;
 use libdav::caldav::GetCalendarResources;
@@ -26,6 +28,7 @@ pub const WHOLE_COLLECTION_FETCH_MIN: usize = 200;
 
 const CTAG: PropertyName<'static, 'static> =
     PropertyName::new("http://calendarserver.org/ns/", "getctag");
+const SYNC_TOKEN: PropertyName<'static, 'static> = PropertyName::new("DAV:", "sync-token");
 
 /// Prefixes of the stored change-detection state, so a token is never taken for a CTag.
 const TOKEN_PREFIX: &str = "sync:";
@@ -37,6 +40,8 @@ pub struct DavCollection {
     /// The collection's path, ending in `/`.
     href: String,
     kind: ItemKind,
+    /// Items whose data came with the last listing, for the fetch that follows it only.
+    prefetched: Mutex<HashMap<String, Fetched>>,
 }
 
 impl DavCollection {
@@ -51,7 +56,12 @@ impl DavCollection {
         if !href.ends_with('/') {
             href.push('/');
         }
-        Ok(Self { client, href, kind })
+        Ok(Self {
+            client,
+            href,
+            kind,
+            prefetched: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn kind(&self) -> ItemKind {
@@ -60,6 +70,11 @@ impl DavCollection {
 
     pub fn href(&self) -> &str {
         &self.href
+    }
+
+    /// The signed-in client, for requests on the collection itself (its display name, colour).
+    pub(crate) fn client(&self) -> &WebDavClient<HttpClient> {
+        &self.client
     }
 
     pub async fn changes(&self, token: Option<&str>) -> Result<Listing, StorageError> {
@@ -89,6 +104,11 @@ impl DavCollection {
                 }
             }
         }
+        if token.is_none()
+            && let Some(listing) = self.first_listing().await?
+        {
+            return Ok(listing);
+        }
         let full = bounded(
             &self.client,
             "listing the collection (sync-collection)",
@@ -107,6 +127,62 @@ impl DavCollection {
             Err(err @ DavError::Unauthorized { .. }) => Err(err.into()),
             Err(_) => self.changes_without_sync_collection(token).await,
         }
+    }
+
+    /// A first sync, with nothing stored: the sync token, then the whole collection with its
+    /// data in one query REPORT. On servers such as Radicale this costs about half of a
+    /// token-less sync-collection followed by a fetch of every item. The token is read
+    /// before the listing, so a change in between is reported again next time, never lost.
+    /// None when the server has no token to give (the caller lists another way).
+    async fn first_listing(&self) -> Result<Option<Listing>, StorageError> {
+        let token = bounded(
+            &self.client,
+            "reading the collection's sync token",
+            &self.href,
+            self.client
+                .request(GetProperty::new(&self.href, &SYNC_TOKEN)),
+        )
+        .await;
+        let token = match token {
+            Ok(found) => found.value.filter(|t| !t.trim().is_empty()),
+            Err(err @ DavError::Unauthorized { .. }) => return Err(err.into()),
+            Err(_) => None,
+        };
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        let items = match self.report(None).await {
+            Ok(items) => items,
+            Err(err) if err.needs_attention() => return Err(err),
+            Err(err) => {
+                tracing::info!(collection = %self.href, %err, "the collection query failed; listing with sync-collection");
+                return Ok(None);
+            }
+        };
+        let changed = items
+            .iter()
+            .map(|item| Listed {
+                href: item.href.clone(),
+                etag: item.etag.clone(),
+            })
+            .collect();
+        *self.prefetched() = items
+            .into_iter()
+            .map(|item| (item.href.clone(), item))
+            .collect();
+        Ok(Some(Listing {
+            complete: true,
+            changed,
+            deleted: Vec::new(),
+            token: Some(format!("{TOKEN_PREFIX}{}", token.trim())),
+            refresh_after_s: None,
+        }))
+    }
+
+    fn prefetched(&self) -> MutexGuard<'_, HashMap<String, Fetched>> {
+        self.prefetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// CTag first (unchanged: nothing to do), else an etag listing.
@@ -155,14 +231,25 @@ impl DavCollection {
     /// The items at `hrefs`. Many at once (an initial sync) come in one query REPORT for the
     /// whole collection, since servers such as Radicale pay per request for the collection's
     /// size; the rest, and any the query leaves out, in multiget batches.
+    /// Data that came with the listing just made is used as is (only by the first fetch after
+    /// it: later ones read the server again).
     pub async fn fetch(&self, hrefs: &[String]) -> Result<Vec<Fetched>, StorageError> {
         let mut out = Vec::with_capacity(hrefs.len());
-        let mut rest: Vec<String> = hrefs.to_vec();
-        if hrefs.len() >= WHOLE_COLLECTION_FETCH_MIN {
-            let wanted: HashSet<&str> = hrefs.iter().map(String::as_str).collect();
-            out = self.report(None).await?;
-            out.retain(|f| wanted.contains(f.href.as_str()));
-            let got: HashSet<&str> = out.iter().map(|f| f.href.as_str()).collect();
+        let mut prefetched = std::mem::take(&mut *self.prefetched());
+        let mut rest: Vec<String> = Vec::with_capacity(hrefs.len());
+        for href in hrefs {
+            match prefetched.remove(href) {
+                Some(item) => out.push(item),
+                None => rest.push(href.clone()),
+            }
+        }
+        drop(prefetched);
+        if rest.len() >= WHOLE_COLLECTION_FETCH_MIN {
+            let wanted: HashSet<&str> = rest.iter().map(String::as_str).collect();
+            let mut whole = self.report(None).await?;
+            whole.retain(|f| wanted.contains(f.href.as_str()));
+            let got: HashSet<String> = whole.iter().map(|f| f.href.clone()).collect();
+            out.extend(whole);
             rest.retain(|h| !got.contains(h.as_str()));
         }
         for batch in rest.chunks(MULTIGET_BATCH_MAX) {

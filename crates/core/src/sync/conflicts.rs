@@ -8,14 +8,18 @@
 //! its own writes and completes or refreshes, never duplicates.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
+
+use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use concord_durable::{Ctx, StepError, Workflow};
 use serde::{Deserialize, Serialize};
 
 use super::SyncError;
-use super::item::{Component, IGNORED_PROPERTIES, Item, decode, sha256_hex};
-use super::merge::{Merge, merge};
+use super::item::{Component, IGNORED_PROPERTIES, Item, Property, decode, sha256_hex};
+use super::merge::{Analysis, FieldLines, Merge, head_of, merge, params};
 use super::run::{CredentialSource, Outcome, PairSync, run_here};
 use super::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
 use super::storage::{Fetched, Storage, StorageError};
@@ -39,17 +43,8 @@ pub enum ConflictError {
     Run { id: i64, reason: String },
 }
 
-/// Lets `?` carry what [`SyncError`] already wraps.
-macro_rules! via_sync_error {
-    ($($source:ty),*) => {$(
-        impl From<$source> for ConflictError {
-            fn from(err: $source) -> Self {
-                ConflictError::Sync(SyncError::from(err))
-            }
-        }
-    )*};
-}
 via_sync_error!(
+    ConflictError:
     StorageError,
     concord_durable::DbError,
     rusqlite::Error,
@@ -78,7 +73,9 @@ impl ConflictError {
 pub const RESOLVE_WORKFLOW: &str = "resolve-conflict";
 
 /// [`resolve`] as a durable workflow: one checkpointed step, safe to repeat because
-/// [`resolve`] is idempotent. Input: `{"id": ID, "keep": "a"|"b"|"both"}`.
+/// [`resolve`] is idempotent. Input: `{"id": ID, "choice": {"keep": "a"}}` or
+/// `{"id": ID, "choice": {"pick": {"VEVENT SUMMARY": "b"}}}` (runs started before per-field
+/// choices carry `"keep": "a"|"b"|"both"` instead of `choice`).
 pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Workflow {
     Workflow::new(RESOLVE_WORKFLOW, move |ctx: Ctx| {
         let concord = concord.clone();
@@ -87,12 +84,25 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
             #[derive(Deserialize)]
             struct Input {
                 id: i64,
-                keep: Keep,
+                #[serde(default)]
+                choice: Option<Choice>,
+                #[serde(default)]
+                keep: Option<Keep>,
             }
             let input: Input = ctx.input_as()?;
+            let choice = match (input.choice, input.keep) {
+                (Some(choice), _) => choice,
+                (None, Some(keep)) => Choice::Keep(keep),
+                (None, None) => {
+                    return Err(StepError::permanent(format!(
+                        "conflict {}: the resolution names no choice",
+                        input.id
+                    )));
+                }
+            };
             let resolution = ctx
                 .step("resolve", || async {
-                    resolve(&concord, input.id, input.keep, credentials.as_ref())
+                    resolve(&concord, input.id, choice.clone(), credentials.as_ref())
                         .await
                         .map_err(ConflictError::step_error)
                 })
@@ -107,12 +117,20 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
 pub async fn resolve_durably(
     concord: &Concord,
     id: i64,
-    keep: Keep,
+    choice: Choice,
     credentials: Arc<dyn CredentialSource>,
 ) -> Result<Resolution, ConflictError> {
-    // A missing conflict is said plainly, not as a failed run.
-    load(&concord.database().connect()?, id)?;
-    let input = serde_json::json!({ "id": id, "keep": keep });
+    // A missing conflict or an impossible choice is said plainly, not as a failed run.
+    let row = load(&concord.database().connect()?, id)?;
+    if let Choice::Pick(picks) = &choice {
+        let analysis = row.analysis_for_pick()?;
+        let picks = checked_picks(&analysis, id, picks)?;
+        let unchosen = analysis.build(&picks, Utc::now()).unchosen;
+        if !unchosen.is_empty() {
+            return Err(unchosen_error(id, &unchosen));
+        }
+    }
+    let input = serde_json::json!({ "id": id, "choice": choice });
     let key = format!("{RESOLVE_WORKFLOW}:{id}");
     let failed = |reason| ConflictError::Run { id, reason };
     let resolve = workflow(concord.clone(), credentials);
@@ -134,6 +152,17 @@ pub enum Keep {
     Both,
 }
 
+/// How the person resolves a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Choice {
+    /// `{"keep":"a"}`, `{"keep":"b"}`, `{"keep":"both"}`.
+    Keep(Keep),
+    /// `{"pick":{"VEVENT SUMMARY":"a","VEVENT LOCATION":"b"}}`: the named fields from the
+    /// named side; every other field as the merge has it. Each conflicting field must be named.
+    Pick(BTreeMap<String, Side>),
+}
+
 /// What an item says, in a person's words.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Details {
@@ -141,8 +170,42 @@ pub struct Details {
     pub title: Option<String>,
     /// Start (or due) date and time, as "2026-12-01 10:00 UTC".
     pub when: Option<String>,
+    /// The start for a display in the local zone: RFC 3339 in UTC ("2026-12-01T10:00:00Z"),
+    /// "YYYY-MM-DD" for an all-day item, or without offset for a floating time.
+    pub starts_at: Option<String>,
     pub location: Option<String>,
+    /// "Ada Lovelace <ada@example.com>", or the address alone.
+    pub attendees: Vec<String>,
     pub emails: Vec<String>,
+    pub phones: Vec<String>,
+}
+
+/// One field of a conflicting item, side by side with its base, for a per-field choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    /// The key a [`Choice::Pick`] names: "VEVENT SUMMARY", "VCARD EMAIL",
+    /// "VEVENT@20261130T100000Z SUMMARY" (one occurrence of a recurring event).
+    pub name: String,
+    /// In a person's words: "Title", "Emails", "Title (occurrence 2026-11-30 10:00 UTC)".
+    pub label: String,
+    /// Readable value(s), one per line; None: absent in that version.
+    pub base: Option<String>,
+    pub a: Option<String>,
+    pub b: Option<String>,
+    /// A and B differ here.
+    pub differs: bool,
+    /// Both sides changed it differently: a per-field resolution must name it.
+    pub conflict: bool,
+}
+
+/// The item a per-field choice would produce, before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    pub content: String,
+    pub details: Details,
+    /// Conflicting fields the choice does not name yet (A's version is shown for them);
+    /// resolving needs them named.
+    pub unchosen: Vec<String>,
 }
 
 /// One version of a conflicting item.
@@ -181,6 +244,8 @@ pub struct ConflictDetail {
     pub b: Option<Version>,
     /// "VEVENT SUMMARY"-style names of what A and B hold differently.
     pub differing: Vec<String>,
+    /// Every field side by side (base, A, B), in the item's order.
+    pub fields: Vec<Field>,
 }
 
 /// What a resolution did.
@@ -193,6 +258,11 @@ pub enum Resolution {
         kept: Keep,
         /// The UID of B's copy, for [`Keep::Both`].
         copy_uid: Option<String>,
+    },
+    /// Both sides now hold the item made of the picked fields; the conflict is closed.
+    Picked {
+        uid: String,
+        picked: BTreeMap<String, Side>,
     },
     /// A side changed since the conflict was recorded: nothing was overwritten, and the
     /// conflict now shows what the sides hold (closed, when they came to agree).
@@ -214,6 +284,28 @@ impl Row {
             Side::A => self.conflict.a.as_ref(),
             Side::B => self.conflict.b.as_ref(),
         }
+    }
+
+    /// Base, A and B lined up for a per-field choice; both sides must hold the item.
+    fn analysis_for_pick(&self) -> Result<Analysis, ConflictError> {
+        let (Some(a), Some(b)) = (self.side(Side::A), self.side(Side::B)) else {
+            return Err(ConflictError::Unresolvable {
+                id: self.id,
+                reason: "it is deleted on one side, so there are no fields to choose between; \
+                         keep a or b instead"
+                    .to_owned(),
+            });
+        };
+        let base = self.conflict.base.as_deref().map(decode);
+        Analysis::new(
+            base.as_deref(),
+            Some(&decode(&a.content)),
+            Some(&decode(&b.content)),
+        )
+        .map_err(|reason| ConflictError::Unresolvable {
+            id: self.id,
+            reason: format!("its versions cannot be compared field by field {reason}"),
+        })
     }
 
     fn summary(&self) -> ConflictSummary {
@@ -317,7 +409,352 @@ pub fn show(concord: &Concord, id: i64) -> Result<ConflictDetail, ConflictError>
         a: version(row.side(Side::A)),
         b: version(row.side(Side::B)),
         differing: differing(&text(row.side(Side::A)), &text(row.side(Side::B))),
+        fields: fields(&row),
     })
+}
+
+/// The item `picks` would produce from conflict `id` (fields not named: as merged), with
+/// what it says; nothing is written.
+pub fn preview(
+    concord: &Concord,
+    id: i64,
+    picks: &BTreeMap<String, Side>,
+) -> Result<Preview, ConflictError> {
+    let row = load(&concord.database().connect()?, id)?;
+    let analysis = row.analysis_for_pick()?;
+    let picks = checked_picks(&analysis, id, picks)?;
+    let built = analysis.build(&picks, Utc::now());
+    Ok(Preview {
+        details: details(built.content.as_bytes()),
+        content: built.content,
+        unchosen: built.unchosen,
+    })
+}
+
+/// `picks` with each name as the field key it means: the key itself, any spelling of its
+/// case, or a bare property ("SUMMARY") when one field alone has it.
+fn checked_picks(
+    analysis: &Analysis,
+    id: i64,
+    picks: &BTreeMap<String, Side>,
+) -> Result<BTreeMap<String, Side>, ConflictError> {
+    field_picks(analysis, picks).map_err(|reason| ConflictError::Unresolvable { id, reason })
+}
+
+/// [`checked_picks`] for any line-up; the error says what is wrong with the choice.
+pub(crate) fn field_picks(
+    analysis: &Analysis,
+    picks: &BTreeMap<String, Side>,
+) -> Result<BTreeMap<String, Side>, String> {
+    let keys = analysis.keys();
+    let mut out = BTreeMap::new();
+    for (name, side) in picks {
+        let wanted = name.trim().to_ascii_uppercase();
+        let exact: Vec<&String> = keys
+            .iter()
+            .filter(|k| k.to_ascii_uppercase() == wanted)
+            .collect();
+        let by_property: Vec<&String> = keys
+            .iter()
+            .filter(|k| k.rsplit(' ').next() == Some(wanted.as_str()))
+            .collect();
+        let key = match (exact.as_slice(), by_property.as_slice()) {
+            ([key], _) | ([], [key]) => (*key).clone(),
+            ([], []) => {
+                return Err(format!(
+                    "it has no field {name:?}; its fields are {}",
+                    keys.join(", ")
+                ));
+            }
+            _ => {
+                let names: Vec<&str> = by_property.iter().map(|k| k.as_str()).collect();
+                return Err(format!(
+                    "{name:?} could mean {}; name one",
+                    names.join(" or ")
+                ));
+            }
+        };
+        out.insert(key, *side);
+    }
+    Ok(out)
+}
+
+/// Properties only software reads: shown when they differ, not otherwise.
+const TECHNICAL_PROPERTIES: &[&str] = &["UID", "VERSION", "CALSCALE", "RECURRENCE-ID"];
+
+/// Every field of a conflict side by side. For an edit-delete conflict, the remaining side's
+/// fields against the base, the deleted side absent throughout.
+fn fields(row: &Row) -> Vec<Field> {
+    let text = |side: Side| row.side(side).map(|s| decode(&s.content));
+    let base = row.conflict.base.as_deref().map(decode);
+    fields_of(
+        base.as_deref(),
+        text(Side::A).as_deref(),
+        text(Side::B).as_deref(),
+    )
+}
+
+/// The fields of base, A and B side by side, in a person's words.
+pub(crate) fn fields_of(base: Option<&str>, a: Option<&str>, b: Option<&str>) -> Vec<Field> {
+    let (analysis, deleted) = match (a, b) {
+        (Some(_), Some(_)) => (Analysis::new(base, a, b), None),
+        (Some(x), None) => (Analysis::new(base, Some(x), Some(x)), Some(Side::B)),
+        (None, Some(x)) => (Analysis::new(base, Some(x), Some(x)), Some(Side::A)),
+        (None, None) => return Vec::new(),
+    };
+    let Ok(analysis) = analysis else {
+        return Vec::new();
+    };
+    analysis
+        .fields()
+        .into_iter()
+        .filter(|f| {
+            let technical = TECHNICAL_PROPERTIES.contains(&f.property.as_str())
+                || f.component == "VCALENDAR"
+                || f.component == "VTIMEZONE";
+            !technical || f.differs || deleted.is_some() && f.base != f.a
+        })
+        .map(|mut f| {
+            if let Some(side) = deleted {
+                match side {
+                    Side::A => f.a = None,
+                    Side::B => f.b = None,
+                }
+                f.differs = f.a.is_some() || f.b.is_some();
+                f.conflict = false;
+            }
+            let show = |lines: &Option<Vec<String>>| {
+                lines.as_ref().map(|lines| {
+                    lines
+                        .iter()
+                        .map(|l| readable_line(&f.property, l))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+            };
+            Field {
+                label: label(&f),
+                base: show(&f.base),
+                a: show(&f.a),
+                b: show(&f.b),
+                differs: f.differs,
+                conflict: f.conflict,
+                name: f.key,
+            }
+        })
+        .collect()
+}
+
+/// A field's name in a person's words.
+fn label(f: &FieldLines) -> String {
+    let what = match f.property.as_str() {
+        "" if f.component == "VTIMEZONE" => "Time zone definition".to_owned(),
+        "" => "The whole occurrence".to_owned(),
+        property => {
+            let name = property.split(';').next().unwrap_or(property);
+            let known = match (f.component.as_str(), name) {
+                ("VCARD", "FN") => "Name",
+                ("VCARD", "N") => "Name parts",
+                ("VCARD", "NOTE") => "Note",
+                ("VCARD", "URL") => "Websites",
+                ("VCARD", "CATEGORIES") => "Groups",
+                (_, "SUMMARY") => "Title",
+                (_, "LOCATION") => "Location",
+                (_, "DTSTART") => "Starts",
+                (_, "DTEND") => "Ends",
+                (_, "DUE") => "Due",
+                (_, "DURATION") => "Duration",
+                (_, "DESCRIPTION") => "Description",
+                (_, "RRULE") => "Repeats",
+                (_, "EXDATE") => "Skipped dates",
+                (_, "RDATE") => "Extra dates",
+                (_, "ATTENDEE") => "Attendees",
+                (_, "ORGANIZER") => "Organizer",
+                (_, "CATEGORIES") => "Categories",
+                (_, "STATUS") => "Status",
+                (_, "TRANSP") => "Show as",
+                (_, "CLASS") => "Visibility",
+                (_, "PRIORITY") => "Priority",
+                (_, "URL") => "Link",
+                (_, "VALARM") => "Alarms",
+                (_, "PERCENT-COMPLETE") => "Progress",
+                (_, "COMPLETED") => "Completed",
+                (_, "GEO") => "Position",
+                (_, "EMAIL") => "Emails",
+                (_, "TEL") => "Phones",
+                (_, "ADR") => "Addresses",
+                (_, "ORG") => "Organization",
+                (_, "TITLE") => "Job title",
+                (_, "ROLE") => "Role",
+                (_, "BDAY") => "Birthday",
+                (_, "ANNIVERSARY") => "Anniversary",
+                (_, "PHOTO") => "Photo",
+                (_, "NICKNAME") => "Nicknames",
+                (_, "IMPP") => "Chat",
+                (_, "UID") => "Identifier",
+                (_, "VERSION") => "Format version",
+                _ => "",
+            };
+            let mut label = if known.is_empty() {
+                let lower = name.to_ascii_lowercase().replace('-', " ");
+                let mut chars = lower.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            } else {
+                known.to_owned()
+            };
+            // A translation or alternative (LANGUAGE=de, ALTID=1) is its own field.
+            if let Some((_, params)) = property.split_once(';') {
+                label.push_str(&format!(" ({})", params.to_ascii_lowercase()));
+            }
+            label
+        }
+    };
+    match &f.occurrence {
+        Some(when) => format!("{what} (occurrence {})", readable_time(when)),
+        None => what,
+    }
+}
+
+/// One line of a field as a person reads it: the value unescaped, times readable, a person
+/// as name and address, a photo by its size, an alarm by when it rings.
+fn readable_line(property: &str, line: &str) -> String {
+    if line.starts_with("BEGIN:") {
+        let Ok(c) = Component::parse(line) else {
+            return line.to_owned();
+        };
+        return match c.name.as_str() {
+            "VALARM" => match c.value_of("TRIGGER") {
+                Some(trigger) => format!("alarm {}", readable_duration(trigger.trim())),
+                None => "alarm".to_owned(),
+            },
+            "VTIMEZONE" => format!(
+                "time zone {}",
+                c.value_of("TZID").unwrap_or("(unnamed)").trim()
+            ),
+            _ => {
+                let title = c.value_of("SUMMARY").map(unescape);
+                let when = c.value_of("DTSTART").map(readable_time);
+                [title, when]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+    }
+    let name = property.split(';').next().unwrap_or(property);
+    let p = Property {
+        name: name.to_owned(),
+        line: line.to_owned(),
+    };
+    let value = p.value().trim();
+    let normalized = p.normalized();
+    let params = params(head_of(&normalized));
+    let param = |wanted: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == wanted)
+            .map(|(_, v)| v.trim_matches('"').to_owned())
+    };
+    let kinds = param("TYPE").map(|t| format!(" ({})", t.to_ascii_lowercase()));
+    match name {
+        "DTSTART" | "DTEND" | "DUE" | "RECURRENCE-ID" | "EXDATE" | "RDATE" | "COMPLETED" => {
+            let zone = param("TZID").map(|z| format!(" {z}")).unwrap_or_default();
+            value
+                .split(',')
+                .map(|v| format!("{}{zone}", readable_time(v.trim())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        "ATTENDEE" | "ORGANIZER" => {
+            let mut out = person(&p);
+            if let Some(status) = param("PARTSTAT") {
+                out.push_str(&format!(
+                    " ({})",
+                    status.to_ascii_lowercase().replace('-', " ")
+                ));
+            }
+            out
+        }
+        "PHOTO" | "LOGO" | "SOUND" | "KEY" | "ATTACH" if value.len() > 200 => {
+            format!("embedded data ({} KB)", value.len().div_ceil(1024))
+        }
+        "N" | "ADR" | "ORG" => {
+            let parts: Vec<String> = value
+                .split(';')
+                .map(unescape)
+                .filter(|part| !part.trim().is_empty())
+                .collect();
+            format!("{}{}", parts.join(", "), kinds.unwrap_or_default())
+        }
+        "EMAIL" | "TEL" | "IMPP" | "URL" => {
+            format!("{}{}", unescape(value), kinds.unwrap_or_default())
+        }
+        _ => unescape(value),
+    }
+}
+
+/// "Ada Lovelace <ada@example.com>" from CN and the address, or the address alone.
+fn person(p: &Property) -> String {
+    let normalized = p.normalized();
+    let address = p.value().trim();
+    let address = address
+        .strip_prefix("mailto:")
+        .or_else(|| address.strip_prefix("MAILTO:"))
+        .unwrap_or(address);
+    match params(head_of(&normalized))
+        .into_iter()
+        .find(|(k, _)| k == "CN")
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+    {
+        Some(name) if !name.trim().is_empty() => format!("{name} <{address}>"),
+        _ => address.to_owned(),
+    }
+}
+
+/// "-PT15M" as "15 minutes before", "PT0S" as "at the start"; other values as given.
+fn readable_duration(value: &str) -> String {
+    let (before, rest) = match value.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, value.strip_prefix('+').unwrap_or(value)),
+    };
+    let Some(rest) = rest.strip_prefix('P') else {
+        return readable_time(value);
+    };
+    let mut parts = Vec::new();
+    let mut number = String::new();
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'T' => {}
+            unit => {
+                let n: u64 = number.parse().unwrap_or(0);
+                number.clear();
+                let word = match unit {
+                    'W' => "week",
+                    'D' => "day",
+                    'H' => "hour",
+                    'M' => "minute",
+                    'S' => "second",
+                    _ => return value.to_owned(),
+                };
+                if n > 0 {
+                    parts.push(format!("{n} {word}{}", if n == 1 { "" } else { "s" }));
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        return "at the start".to_owned();
+    }
+    format!(
+        "{} {}",
+        parts.join(" "),
+        if before { "before" } else { "after" }
+    )
 }
 
 /// What an item says, from its main component (VEVENT, VTODO, VJOURNAL) or its VCARD.
@@ -340,19 +777,55 @@ pub fn details(raw: &[u8]) -> Details {
             .map(unescape)
             .filter(|v| !v.trim().is_empty())
     };
+    let all = |name: &'static str| main.properties.iter().filter(move |p| p.name == name);
+    let start = all("DTSTART").chain(all("DUE")).next();
     Details {
         title: value("SUMMARY").or_else(|| value("FN")),
-        when: main
-            .value_of("DTSTART")
-            .or_else(|| main.value_of("DUE"))
-            .map(readable_time),
+        when: start.map(|p| {
+            let zone = param_of(p, "TZID")
+                .map(|z| format!(" {z}"))
+                .unwrap_or_default();
+            format!("{}{zone}", readable_time(p.value().trim()))
+        }),
+        starts_at: start.and_then(starts_at),
         location: value("LOCATION"),
-        emails: main
-            .properties
-            .iter()
-            .filter(|p| p.name == "EMAIL")
-            .map(|p| p.value().trim().to_owned())
-            .collect(),
+        attendees: all("ATTENDEE").map(person).collect(),
+        emails: all("EMAIL").map(|p| p.value().trim().to_owned()).collect(),
+        phones: all("TEL").map(|p| p.value().trim().to_owned()).collect(),
+    }
+}
+
+/// A parameter's value, unquoted.
+fn param_of(p: &Property, name: &str) -> Option<String> {
+    let normalized = p.normalized();
+    params(head_of(&normalized))
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+}
+
+/// A DTSTART/DUE as RFC 3339 in UTC (its TZID resolved, Windows zone names included), a
+/// date for an all-day item, or a local time without offset for a floating one.
+fn starts_at(p: &Property) -> Option<String> {
+    let value = p.value().trim();
+    if value.len() == 8 {
+        return NaiveDate::parse_from_str(value, "%Y%m%d")
+            .ok()
+            .map(|d| d.format("%Y-%m-%d").to_string());
+    }
+    let utc = value.ends_with('Z');
+    let local = NaiveDateTime::parse_from_str(value.trim_end_matches('Z'), "%Y%m%dT%H%M%S").ok()?;
+    let rfc3339 = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    if utc {
+        return Some(rfc3339(Utc.from_utc_datetime(&local)));
+    }
+    match param_of(p, "TZID") {
+        None => Some(local.format("%Y-%m-%dT%H:%M:%S").to_string()),
+        Some(zone) => {
+            let tz = calcard::common::timezone::Tz::from_str(&zone).ok()?;
+            let at = tz.from_local_datetime(&local).earliest()?;
+            Some(rfc3339(at.with_timezone(&Utc)))
+        }
     }
 }
 
@@ -448,13 +921,18 @@ pub fn copy_uid(uid: &str, content: &[u8]) -> String {
     )
 }
 
-/// Resolves conflict `id` by keeping A, B or both. See the module docs for the guarantees.
+/// Resolves conflict `id` by keeping A, B or both, or by a choice per field. See the module
+/// docs for the guarantees.
 pub async fn resolve(
     concord: &Concord,
     id: i64,
-    keep: Keep,
+    choice: Choice,
     credentials: &dyn CredentialSource,
 ) -> Result<Resolution, ConflictError> {
+    let keep = match choice {
+        Choice::Keep(keep) => keep,
+        Choice::Pick(picks) => return resolve_picked(concord, id, &picks, credentials).await,
+    };
     let conn = concord.database().connect()?;
     let row = load(&conn, id)?;
     let sync = PairSync::open(concord, &row.pair, credentials)?;
@@ -629,6 +1107,212 @@ pub async fn resolve(
     })
 }
 
+/// Writes the item made of the picked fields to both sides (only where it differs), each
+/// side's previous version kept in history first.
+async fn resolve_picked(
+    concord: &Concord,
+    id: i64,
+    picks: &BTreeMap<String, Side>,
+    credentials: &dyn CredentialSource,
+) -> Result<Resolution, ConflictError> {
+    let conn = concord.database().connect()?;
+    let row = load(&conn, id)?;
+    let analysis = row.analysis_for_pick()?;
+    let picks = checked_picks(&analysis, id, picks)?;
+    let built = analysis.build(&picks, Utc::now());
+    if !built.unchosen.is_empty() {
+        return Err(unchosen_error(id, &built.unchosen));
+    }
+    let content = built.content.into_bytes();
+    let hash = parsed_hash(&content);
+    let sync = PairSync::open(concord, &row.pair, credentials)?;
+    let uid = row.conflict.uid.clone();
+
+    // Per side: already holding the result (a repeat, or the picks equal that side), or
+    // still at the recorded version and to be written. Anything else: refresh.
+    let now = [
+        current(&sync, &row, Side::A).await?,
+        current(&sync, &row, Side::B).await?,
+    ];
+    let mut to_write = Vec::new();
+    let mut holding: BTreeMap<&str, SyncedSide> = BTreeMap::new();
+    for side in Side::BOTH {
+        let (Some(recorded), Some(found)) = (row.side(side), &now[index(side)]) else {
+            return refresh(&conn, &row, now);
+        };
+        if parsed_hash(&found.raw) == hash {
+            holding.insert(
+                side.as_str(),
+                SyncedSide {
+                    href: found.href.clone(),
+                    etag: found.etag.clone(),
+                    hash: hash.clone(),
+                },
+            );
+        } else if found.etag == recorded.etag {
+            if !sync.pair().direction.writes(side) {
+                return Err(ConflictError::Unresolvable {
+                    id,
+                    reason: format!(
+                        "side {} of {} is not written by this pair",
+                        side.as_str(),
+                        row.pair
+                    ),
+                });
+            }
+            to_write.push((side, recorded.clone()));
+        } else {
+            return refresh(&conn, &row, now);
+        }
+    }
+
+    let chosen: Vec<String> = picks
+        .iter()
+        .map(|(key, side)| format!("{key} from {}", side.as_str()))
+        .collect();
+    for (side, recorded) in &to_write {
+        let summary = Item::parse(recorded.content.clone())
+            .map_or_else(|_| row.conflict.summary.clone(), |item| item.summary);
+        let reason = format!(
+            "conflict resolved field by field ({}): {}'s version replaced",
+            chosen.join(", "),
+            side.as_str().to_ascii_uppercase()
+        );
+        keep_version_once(
+            &conn,
+            &row,
+            sync.pair().storage(*side).id,
+            *side,
+            recorded,
+            &summary,
+            &reason,
+        )?;
+    }
+    for (side, recorded) in &to_write {
+        let storage = sync.storage(*side);
+        match storage
+            .update(&recorded.href, &recorded.etag, &content)
+            .await
+        {
+            Ok(etag) => {
+                storage.flush()?;
+                holding.insert(
+                    side.as_str(),
+                    SyncedSide {
+                        href: recorded.href.clone(),
+                        etag,
+                        hash: hash.clone(),
+                    },
+                );
+            }
+            Err(err) if err.is_changed() => {
+                let now = [
+                    current(&sync, &row, Side::A).await?,
+                    current(&sync, &row, Side::B).await?,
+                ];
+                return refresh(&conn, &row, now);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let (Some(a), Some(b)) = (holding.remove("a"), holding.remove("b")) else {
+        return Err(ConflictError::Run {
+            id,
+            reason: "a side was neither written nor found holding the result".to_owned(),
+        });
+    };
+    let summary =
+        Item::parse(content.clone()).map_or_else(|_| row.conflict.summary.clone(), |i| i.summary);
+    let mut conn = conn;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    put_synced_and_seen(
+        &tx,
+        row.pair_id,
+        &Synced {
+            uid: uid.clone(),
+            a,
+            b,
+            base: content,
+            summary,
+        },
+    )?;
+    tx.execute("DELETE FROM conflicts WHERE id = ?1", [row.id])?;
+    tx.commit()?;
+    Ok(Resolution::Picked { uid, picked: picks })
+}
+
+fn unchosen_error(id: i64, unchosen: &[String]) -> ConflictError {
+    ConflictError::Unresolvable {
+        id,
+        reason: format!("choose a or b for {} too", unchosen.join(", ")),
+    }
+}
+
+/// Keeps `version` in history unless the newest kept version of that item and side is the
+/// same content (a repeated resolution).
+fn keep_version_once(
+    conn: &Connection,
+    row: &Row,
+    storage_id: i64,
+    side: Side,
+    version: &ConflictSide,
+    summary: &str,
+    reason: &str,
+) -> Result<(), ConflictError> {
+    let kept = KeptVersion {
+        pair_id: row.pair_id,
+        storage_id,
+        side,
+        uid: &row.conflict.uid,
+        href: &version.href,
+        content: &version.content,
+    };
+    keep_once(conn, &kept, summary, reason)?;
+    Ok(())
+}
+
+/// A version about to be overwritten or deleted by a resolution or a merge.
+pub(crate) struct KeptVersion<'a> {
+    pub pair_id: i64,
+    pub storage_id: i64,
+    pub side: Side,
+    pub uid: &'a str,
+    pub href: &'a str,
+    pub content: &'a [u8],
+}
+
+/// Records `version` in item history unless the newest kept version of that item and side
+/// already is this content (the same step repeated after a crash).
+pub(crate) fn keep_once(
+    conn: &Connection,
+    version: &KeptVersion<'_>,
+    summary: &str,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    let newest: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT content FROM item_history WHERE pair_id = ?1 AND uid = ?2 AND side = ?3
+             ORDER BY id DESC LIMIT 1",
+            rusqlite::params![version.pair_id, version.uid, version.side.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if newest.as_deref() == Some(version.content) {
+        return Ok(());
+    }
+    state::record_version(
+        conn,
+        version.pair_id,
+        version.storage_id,
+        version.side,
+        version.uid,
+        Some(version.href),
+        summary,
+        reason,
+        version.content,
+    )
+}
+
 fn index(side: Side) -> usize {
     match side {
         Side::A => 0,
@@ -636,7 +1320,7 @@ fn index(side: Side) -> usize {
     }
 }
 
-fn parsed_hash(content: &[u8]) -> String {
+pub(crate) fn parsed_hash(content: &[u8]) -> String {
     Item::parse(content.to_vec())
         .map(|i| i.hash)
         .unwrap_or_else(|_| sha256_hex(content))
@@ -679,7 +1363,11 @@ async fn create_or_find(
     }
 }
 
-fn put_synced_and_seen(conn: &Connection, pair_id: i64, synced: &Synced) -> rusqlite::Result<()> {
+pub(crate) fn put_synced_and_seen(
+    conn: &Connection,
+    pair_id: i64,
+    synced: &Synced,
+) -> rusqlite::Result<()> {
     state::put_synced(conn, pair_id, synced)?;
     for side in Side::BOTH {
         let s = synced.side(side);
@@ -829,6 +1517,210 @@ mod tests {
         let item = Item::parse(copy.clone()).unwrap();
         assert_eq!(item.uid, uid);
         assert_eq!(differing(EVENT, &decode(&copy)), ["VEVENT UID"]);
+    }
+
+    /// A data directory with one pair and one open conflict of `base`, `a` and `b`.
+    fn inbox(
+        base: Option<&str>,
+        a: Option<&str>,
+        b: Option<&str>,
+    ) -> (tempfile::TempDir, Concord, i64) {
+        use super::super::item::ItemKind;
+        use super::super::state::{ConflictPolicy, Direction, StorageKind};
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        let conn = concord.database().connect().unwrap();
+        let storage = |path: &str| {
+            state::put_storage(
+                &conn,
+                None,
+                StorageKind::Vdir,
+                ItemKind::Calendar,
+                path,
+                None,
+            )
+            .unwrap()
+        };
+        let (sa, sb) = (storage("/tmp/a"), storage("/tmp/b"));
+        let pair =
+            state::add_pair(&conn, "p", sa, sb, Direction::TwoWay, ConflictPolicy::Ask).unwrap();
+        let side = |text: Option<&str>, href: &str| {
+            text.map(|t| ConflictSide {
+                href: href.to_owned(),
+                etag: "e".to_owned(),
+                hash: parsed_hash(t.as_bytes()),
+                content: t.as_bytes().to_vec(),
+            })
+        };
+        state::open_conflict(
+            &conn,
+            pair,
+            &Conflict {
+                uid: "e1".to_owned(),
+                kind: "both-edited".to_owned(),
+                summary: "Team".to_owned(),
+                properties: Vec::new(),
+                base: base.map(|b| b.as_bytes().to_vec()),
+                a: side(a, "a.ics"),
+                b: side(b, "b.ics"),
+            },
+        )
+        .unwrap();
+        let id = list(&concord).unwrap()[0].id;
+        (dir, concord, id)
+    }
+
+    #[test]
+    fn show_lines_up_fields_in_a_persons_words() {
+        let a = EVENT
+            .replace("Room 1", "Room 2")
+            .replace("Team\\, meeting", "Planning");
+        let b = EVENT.replace("Team\\, meeting", "Review");
+        let (_dir, concord, id) = inbox(Some(EVENT), Some(&a), Some(&b));
+        let detail = show(&concord, id).unwrap();
+        let field = |name: &str| {
+            detail
+                .fields
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap()
+                .clone()
+        };
+        let title = field("VEVENT SUMMARY");
+        assert_eq!(title.label, "Title");
+        assert_eq!(
+            (
+                title.base.as_deref(),
+                title.a.as_deref(),
+                title.b.as_deref()
+            ),
+            (Some("Team, meeting"), Some("Planning"), Some("Review"))
+        );
+        assert!(title.differs && title.conflict);
+        let place = field("VEVENT LOCATION");
+        assert_eq!(place.label, "Location");
+        assert!(place.differs && !place.conflict);
+        let start = field("VEVENT DTSTART");
+        assert_eq!(start.a.as_deref(), Some("2026-12-01 10:00 UTC"));
+        assert!(!start.differs);
+        // What only software reads is left out when equal.
+        assert!(detail.fields.iter().all(|f| f.name != "VEVENT UID"));
+    }
+
+    #[test]
+    fn a_preview_builds_the_picked_item_without_writing() {
+        let a = EVENT
+            .replace("Room 1", "Room 2")
+            .replace("Team\\, meeting", "Planning");
+        let b = EVENT.replace("Team\\, meeting", "Review");
+        let (_dir, concord, id) = inbox(Some(EVENT), Some(&a), Some(&b));
+        let picks: BTreeMap<String, Side> = [("summary".to_owned(), Side::B)].into();
+        let preview = preview(&concord, id, &picks).unwrap();
+        assert!(preview.unchosen.is_empty());
+        assert_eq!(preview.details.title.as_deref(), Some("Review"));
+        assert_eq!(preview.details.location.as_deref(), Some("Room 2"));
+        // Nothing chosen: A stands in and the choice still to make is named.
+        let preview = super::preview(&concord, id, &BTreeMap::new()).unwrap();
+        assert_eq!(preview.unchosen, ["VEVENT SUMMARY"]);
+        assert_eq!(preview.details.title.as_deref(), Some("Planning"));
+        // A field that is not there is refused with the fields there are.
+        let wrong: BTreeMap<String, Side> = [("COLOR".to_owned(), Side::A)].into();
+        let err = super::preview(&concord, id, &wrong)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no field \"COLOR\"") && err.contains("VEVENT SUMMARY"),
+            "{err}"
+        );
+        assert_eq!(list(&concord).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_edit_delete_conflict_shows_the_deleted_side_as_absent_and_refuses_picks() {
+        let a = EVENT.replace("Room 1", "Room 2");
+        let (_dir, concord, id) = inbox(Some(EVENT), Some(&a), None);
+        let detail = show(&concord, id).unwrap();
+        let place = detail
+            .fields
+            .iter()
+            .find(|f| f.name == "VEVENT LOCATION")
+            .unwrap();
+        assert_eq!(
+            (place.a.as_deref(), place.b.as_deref()),
+            (Some("Room 2"), None)
+        );
+        let picks: BTreeMap<String, Side> = [("LOCATION".to_owned(), Side::A)].into();
+        let err = preview(&concord, id, &picks).unwrap_err().to_string();
+        assert!(err.contains("keep a or b"), "{err}");
+    }
+
+    #[test]
+    fn details_carry_attendees_phones_and_a_utc_start() {
+        let event = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:e2\r\nDTSTART;TZID=Europe/Berlin:20260701T100000\r\nSUMMARY:Review\r\nATTENDEE;CN=Grace Hopper;PARTSTAT=ACCEPTED:mailto:grace@example.com\r\nATTENDEE:mailto:alan@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let d = details(event.as_bytes());
+        assert_eq!(d.starts_at.as_deref(), Some("2026-07-01T08:00:00Z"));
+        assert_eq!(
+            d.attendees,
+            ["Grace Hopper <grace@example.com>", "alan@example.com"]
+        );
+        let outlook = event.replace("Europe/Berlin", "W. Europe Standard Time");
+        assert_eq!(
+            details(outlook.as_bytes()).starts_at.as_deref(),
+            Some("2026-07-01T08:00:00Z")
+        );
+        let all_day = event.replace(
+            ";TZID=Europe/Berlin:20260701T100000",
+            ";VALUE=DATE:20260701",
+        );
+        assert_eq!(
+            details(all_day.as_bytes()).starts_at.as_deref(),
+            Some("2026-07-01")
+        );
+        let floating = event.replace(";TZID=Europe/Berlin", "");
+        assert_eq!(
+            details(floating.as_bytes()).starts_at.as_deref(),
+            Some("2026-07-01T10:00:00")
+        );
+        let card = "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:c\r\nFN:Ada\r\nTEL;TYPE=cell:+44 20 7946 0000\r\nEND:VCARD\r\n";
+        assert_eq!(details(card.as_bytes()).phones, ["+44 20 7946 0000"]);
+    }
+
+    #[test]
+    fn field_values_read_as_a_person_reads_them() {
+        assert_eq!(
+            readable_line(
+                "ATTENDEE",
+                "ATTENDEE;CN=Grace;PARTSTAT=NEEDS-ACTION:mailto:g@x"
+            ),
+            "Grace <g@x> (needs action)"
+        );
+        assert_eq!(
+            readable_line("ADR", "ADR;TYPE=home:;;1 Main St;Springfield;;12345;"),
+            "1 Main St, Springfield, 12345 (home)"
+        );
+        assert_eq!(
+            readable_line(
+                "VALARM",
+                "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nEND:VALARM"
+            ),
+            "alarm 15 minutes before"
+        );
+        let photo = format!("PHOTO;ENCODING=b:{}", "A".repeat(4000));
+        assert_eq!(readable_line("PHOTO", &photo), "embedded data (4 KB)");
+        assert_eq!(
+            readable_line("DTSTART", "DTSTART;TZID=Europe/Berlin:20261201T100000"),
+            "2026-12-01 10:00 Europe/Berlin"
+        );
+    }
+
+    #[test]
+    fn choices_serialize_as_the_contract_says() {
+        let keep = serde_json::to_value(Choice::Keep(Keep::Both)).unwrap();
+        assert_eq!(keep, serde_json::json!({"keep": "both"}));
+        let pick = Choice::Pick([("VEVENT SUMMARY".to_owned(), Side::A)].into());
+        let json = serde_json::to_value(&pick).unwrap();
+        assert_eq!(json, serde_json::json!({"pick": {"VEVENT SUMMARY": "a"}}));
+        assert_eq!(serde_json::from_value::<Choice>(json).unwrap(), pick);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use std::fmt::Write as _;
 
-use calcard::icalendar::{ICalendar, ICalendarComponentType, ICalendarProperty};
+use calcard::icalendar::{
+    ICalendar, ICalendarComponentType, ICalendarEntry, ICalendarParameterName,
+    ICalendarParameterValue, ICalendarProperty, ICalendarValue,
+};
 use calcard::vcard::{VCard, VCardProperty};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -140,8 +143,11 @@ fn read_calendar(text: &str) -> Result<(ItemKind, String, String), Unreadable> {
                 .map(|t| t.into_owned())
         };
         let title = text(ICalendarProperty::Summary).unwrap_or_else(|| "(no title)".to_owned());
-        match text(ICalendarProperty::Dtstart).or_else(|| text(ICalendarProperty::Due)) {
-            Some(date) => format!("{title} ({date})"),
+        let start = c
+            .property(&ICalendarProperty::Dtstart)
+            .or_else(|| c.property(&ICalendarProperty::Due));
+        match start.and_then(time_in_words) {
+            Some(when) => format!("{title} ({when})"),
             None => title,
         }
     });
@@ -174,6 +180,31 @@ fn read_calendar(text: &str) -> Result<(ItemKind, String, String), Unreadable> {
             ),
         }),
     }
+}
+
+/// A DTSTART or DUE as the item states it, in a person's words: "2026-12-01 10:00
+/// Europe/Berlin", "2026-12-01 09:00 UTC", "2026-12-01 10:00" (floating), "2026-12-01".
+fn time_in_words(entry: &ICalendarEntry) -> Option<String> {
+    let Some(ICalendarValue::PartialDateTime(t)) = entry.values.first() else {
+        return None;
+    };
+    let date = format!("{:04}-{:02}-{:02}", t.year?, t.month?, t.day?);
+    let Some(hour) = t.hour else {
+        return Some(date);
+    };
+    let zone = match (entry.parameter(&ICalendarParameterName::Tzid), t.tz_hour) {
+        (Some(ICalendarParameterValue::Text(zone)), _) => format!(" {zone}"),
+        (_, Some(0)) if t.tz_minute.unwrap_or(0) == 0 => " UTC".to_owned(),
+        (_, Some(h)) => {
+            let sign = if t.tz_minus { '-' } else { '+' };
+            format!(" UTC{sign}{h:02}:{:02}", t.tz_minute.unwrap_or(0))
+        }
+        (_, None) => String::new(),
+    };
+    Some(format!(
+        "{date} {hour:02}:{:02}{zone}",
+        t.minute.unwrap_or(0)
+    ))
 }
 
 fn read_contact(text: &str) -> Result<(ItemKind, String, String), Unreadable> {
@@ -480,12 +511,28 @@ mod tests {
         let item = Item::parse(EVENT.as_bytes().to_vec()).unwrap();
         assert_eq!(item.uid, "e1@example.com");
         assert_eq!(item.kind, ItemKind::Calendar);
-        assert!(
-            item.summary.starts_with("Team meeting ("),
-            "{}",
-            item.summary
-        );
+        assert_eq!(item.summary, "Team meeting (2026-11-23 10:00 UTC)");
         assert_eq!(item.raw, EVENT.as_bytes());
+    }
+
+    #[test]
+    fn the_date_in_a_summary_is_the_one_the_item_states() {
+        let summary = |start: &str| {
+            let text = EVENT.replace("DTSTART:20261123T100000Z", start);
+            Item::parse(text.into_bytes()).unwrap().summary
+        };
+        assert_eq!(
+            summary("DTSTART;TZID=Europe/Berlin:20261201T100000"),
+            "Team meeting (2026-12-01 10:00 Europe/Berlin)"
+        );
+        assert_eq!(
+            summary("DTSTART;VALUE=DATE:20261201"),
+            "Team meeting (2026-12-01)"
+        );
+        assert_eq!(
+            summary("DTSTART:20261201T100000"),
+            "Team meeting (2026-12-01 10:00)"
+        );
     }
 
     #[test]

@@ -11,10 +11,27 @@
 //! every write is conditional; every overwritten or deleted version is in `item_history`
 //! before the write; a conflict or an unreadable item never stops the rest of the pair.
 
+/// `impl From<Source> for Error` for each source [`SyncError`] already wraps, so `?` carries
+/// them into an error type that has a `Sync(SyncError)` variant.
+macro_rules! via_sync_error {
+    ($target:ident: $($source:ty),*) => {$(
+        impl From<$source> for $target {
+            fn from(err: $source) -> Self {
+                $target::Sync(SyncError::from(err))
+            }
+        }
+    )*};
+}
+
 pub mod caldav;
 pub mod conflicts;
+pub mod discovery;
+pub mod duplicates;
 pub mod item;
+pub mod mapping;
 pub mod merge;
+pub mod metadata;
+pub mod pairs;
 pub mod reconcile;
 pub mod run;
 pub mod state;
@@ -45,6 +62,15 @@ pub enum SyncError {
     Engine(#[from] concord_durable::Error),
     #[error("the sync run failed: {0}")]
     Run(String),
+    #[error(
+        "{pair} is one collection of {mapping}, which syncs every collection of {account}: it \
+         would come back at its next sync; remove {mapping} instead (its folders stay)"
+    )]
+    PartOfMapping {
+        pair: String,
+        mapping: String,
+        account: String,
+    },
 }
 
 impl SyncError {

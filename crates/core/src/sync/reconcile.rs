@@ -1,12 +1,15 @@
 //! The three-way plan: for every UID, compare what each side holds now with what both held at
 //! the last sync, and decide creates, updates and deletes per side, merges of disjoint edits,
 //! or a conflict. Pure: no I/O, so every rule is table-tested. Equal changes on both sides are
-//! no conflict; a conflict affects only its own item.
+//! no conflict; a conflict affects only its own item. A pair's policy (a-wins, b-wins,
+//! newest-wins) settles what would be a conflict, and says why on the action, for history.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::item::{Component, decode};
 use super::merge::{Merge, merge};
 use super::state::{Conflict, ConflictPolicy, ConflictSide, Direction, Side, Synced, SyncedSide};
 
@@ -48,6 +51,12 @@ pub enum Action {
         content: Vec<u8>,
         #[serde(skip)]
         source: SyncedSide,
+        /// Why a pair's policy decided this, for item history (None: plain sync).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decided: Option<String>,
+        /// The version `side` deleted, kept in history when a policy undoes the deletion.
+        #[serde(skip)]
+        previous: Vec<u8>,
     },
     /// Replace the item on `side` (at `href`, if still at `etag`) with the other side's.
     Update {
@@ -63,6 +72,9 @@ pub enum Action {
         source: SyncedSide,
         #[serde(skip)]
         previous: Vec<u8>,
+        /// Why a pair's policy decided this, for item history (None: plain sync).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decided: Option<String>,
     },
     /// Delete the item on `side`: it was deleted on the other.
     Delete {
@@ -74,6 +86,9 @@ pub enum Action {
         etag: String,
         #[serde(skip)]
         previous: Vec<u8>,
+        /// Why a pair's policy decided this, for item history (None: plain sync).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decided: Option<String>,
     },
     /// Both sides edited different properties: write the merged item to both.
     Merge {
@@ -134,8 +149,27 @@ impl Action {
         }
     }
 
-    /// A short line for people: "create on b: Team meeting (…)".
+    /// Why a pair's policy decided this action, when one did.
+    pub fn decided(&self) -> Option<&str> {
+        match self {
+            Action::Create { decided, .. }
+            | Action::Update { decided, .. }
+            | Action::Delete { decided, .. } => decided.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A short line for people: "create on b: Team meeting (…)", with the policy's reason
+    /// when a policy decided it.
     pub fn describe(&self) -> String {
+        let line = self.describe_plainly();
+        match self.decided() {
+            Some(decided) => format!("{line} [{decided}]"),
+            None => line,
+        }
+    }
+
+    fn describe_plainly(&self) -> String {
         match self {
             Action::Create { side, summary, .. } => {
                 format!("create on {}: {summary}", side.as_str())
@@ -262,7 +296,7 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
         .map(|c| c.summary.clone())
         .or_else(|| s.map(|s| s.summary.clone()))
         .unwrap_or_default();
-    let create = |to: Side| {
+    let create_decided = |to: Side, decided: Option<String>, previous: Vec<u8>| {
         let from = current(to.other())?;
         writes(to).then(|| Action::Create {
             side: to,
@@ -270,9 +304,12 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
             summary: summary.clone(),
             content: from.content(),
             source: from.synced_side(),
+            decided,
+            previous,
         })
     };
-    let update = |to: Side, previous: Vec<u8>| {
+    let create = |to: Side| create_decided(to, None, Vec::new());
+    let update_decided = |to: Side, previous: Vec<u8>, decided: Option<String>| {
         let (from, target) = (current(to.other())?, current(to)?);
         writes(to).then(|| Action::Update {
             side: to,
@@ -283,7 +320,21 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
             content: from.content(),
             source: from.synced_side(),
             previous,
+            decided,
         })
+    };
+    let update = |to: Side, previous: Vec<u8>| update_decided(to, previous, None);
+    // The winner overwrites the loser, whose version goes to history with the reason.
+    let overrule = |w: Side, rule: Option<String>| {
+        let loser = current(w.other()).map(Current::content).unwrap_or_default();
+        let decided = rule.map(|rule| {
+            format!(
+                "{rule}: kept {}, {}'s version saved",
+                upper(w),
+                upper(w.other())
+            )
+        });
+        update_decided(w.other(), loser, decided)
     };
     let record = |base: Vec<u8>| {
         let (a, b) = (a?, b?);
@@ -324,15 +375,23 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
             },
         })
     };
-    // The side whose version wins without asking, when one does.
-    let winner = match inputs.direction {
-        Direction::AToB => Some(Side::A),
-        Direction::BToA => Some(Side::B),
-        Direction::TwoWay => match inputs.policy {
-            ConflictPolicy::AWins => Some(Side::A),
-            ConflictPolicy::BWins => Some(Side::B),
-            ConflictPolicy::Ask => None,
-        },
+    // The side whose version wins without asking, when one does, and the rule that said so
+    // (None for a one-way pair, where the source is simply the truth). A deletion carries no
+    // time, so "newest wins" leaves edit-vs-delete to the person.
+    let winner = |deletion: bool| -> Option<(Side, Option<String>)> {
+        match inputs.direction {
+            Direction::AToB => Some((Side::A, None)),
+            Direction::BToA => Some((Side::B, None)),
+            Direction::TwoWay => {
+                let rule = |side| Some((side, Some(format!("{} policy", inputs.policy.as_str()))));
+                match inputs.policy {
+                    ConflictPolicy::AWins => rule(Side::A),
+                    ConflictPolicy::BWins => rule(Side::B),
+                    ConflictPolicy::NewestWins if !deletion => newest(a?, b?),
+                    ConflictPolicy::NewestWins | ConflictPolicy::Ask => None,
+                }
+            }
+        }
     };
 
     match (s, a, b) {
@@ -343,11 +402,8 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
             let raw = x.content();
             if x.hash == y.hash {
                 record(raw)
-            } else if let Some(w) = winner {
-                update(
-                    w.other(),
-                    current(w.other()).map(Current::content).unwrap_or_default(),
-                )
+            } else if let Some((w, rule)) = winner(false) {
+                overrule(w, rule)
             } else {
                 conflict("both-created", Vec::new(), None)
             }
@@ -361,7 +417,7 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
             let deleted = kept.other();
             let (kept_now, kept_then) = (current(kept)?, s.side(kept));
             let edited = kept_now.hash != kept_then.hash;
-            let delete = || {
+            let delete = |decided: Option<String>| {
                 writes(kept).then(|| Action::Delete {
                     side: kept,
                     uid: uid.to_owned(),
@@ -369,14 +425,24 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
                     href: kept_now.href.clone(),
                     etag: kept_now.etag.clone(),
                     previous: kept_now.raw.clone().unwrap_or_else(|| s.base.clone()),
+                    decided,
                 })
             };
-            match (edited, winner) {
+            let (edit, deletion) = (upper(kept), upper(deleted));
+            match (edited, if edited { winner(true) } else { None }) {
                 // A delete reaches the other side unless that side may not be written.
-                (false, _) if writes(kept) => delete(),
+                (false, _) if writes(kept) => delete(None),
                 (false, _) => create(deleted),
-                (true, Some(w)) if w == deleted => delete(),
-                (true, Some(_)) => create(deleted),
+                (true, Some((w, rule))) if w == deleted => delete(rule.map(|rule| {
+                    format!("{rule}: {deletion}'s deletion kept over {edit}'s edit, {edit}'s version saved")
+                })),
+                (true, Some((_, rule))) => {
+                    let decided = rule.map(|rule| {
+                        format!("{rule}: {edit}'s edit kept over {deletion}'s deletion, the deleted version saved")
+                    });
+                    let previous = if decided.is_some() { s.base.clone() } else { Vec::new() };
+                    create_decided(deleted, decided, previous)
+                }
                 // Edited here, deleted there: keep the edit until the person decides.
                 (true, None) => conflict("edit-delete", Vec::new(), Some(s.base.clone())),
             }
@@ -398,11 +464,8 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
                 (true, true) => {
                     // One-way pairs never merge: the source's version is the truth.
                     if inputs.direction != Direction::TwoWay {
-                        let w = winner?;
-                        return update(
-                            w.other(),
-                            current(w.other()).map(Current::content).unwrap_or_default(),
-                        );
+                        let (w, rule) = winner(false)?;
+                        return overrule(w, rule);
                     }
                     let text = |c: &Current| super::item::decode(&c.content());
                     match merge(&super::item::decode(&s.base), &text(x), &text(y)) {
@@ -415,11 +478,8 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
                             previous_a: x.content(),
                             previous_b: y.content(),
                         }),
-                        Merge::Conflict(properties) => match winner {
-                            Some(w) => update(
-                                w.other(),
-                                current(w.other()).map(Current::content).unwrap_or_default(),
-                            ),
+                        Merge::Conflict(properties) => match winner(false) {
+                            Some((w, rule)) => overrule(w, rule),
                             None => conflict("both-edited", properties, Some(s.base.clone())),
                         },
                     }
@@ -427,6 +487,73 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
             }
         }
     }
+}
+
+/// "A" or "B", as history reasons name the sides.
+fn upper(side: Side) -> String {
+    side.as_str().to_ascii_uppercase()
+}
+
+/// Under "newest wins": the side changed last and why, or None on a tie or a missing time.
+fn newest(a: &Current, b: &Current) -> Option<(Side, Option<String>)> {
+    let (ta, tb) = (modified_at(&a.content())?, modified_at(&b.content())?);
+    let shown = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let side = match ta.cmp(&tb) {
+        std::cmp::Ordering::Greater => Side::A,
+        std::cmp::Ordering::Less => Side::B,
+        std::cmp::Ordering::Equal => return None,
+    };
+    Some((
+        side,
+        Some(format!(
+            "newest-wins policy (A changed {}, B {})",
+            shown(ta),
+            shown(tb)
+        )),
+    ))
+}
+
+/// When an item was last changed, as it says: the latest LAST-MODIFIED (iCalendar) or REV
+/// (vCard) of its components, else the latest DTSTAMP. None when it says nothing readable.
+pub fn modified_at(raw: &[u8]) -> Option<DateTime<Utc>> {
+    let tree = Component::parse(&decode(raw)).ok()?;
+    let mut units = vec![&tree];
+    units.extend(tree.children.iter().filter(|c| c.name != "VTIMEZONE"));
+    let latest = |name: &str| {
+        units
+            .iter()
+            .flat_map(|c| c.properties.iter().filter(|p| p.name == name))
+            .filter_map(|p| parse_stamp(p.value()))
+            .max()
+    };
+    latest("LAST-MODIFIED")
+        .max(latest("REV"))
+        .or_else(|| latest("DTSTAMP"))
+}
+
+/// A UTC time stamp in the spellings clients write: "20261122T093000Z",
+/// "2026-11-22T09:30:00Z", with fractions or an offset, or a date alone.
+fn parse_stamp(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y%m%dT%H%M%SZ",
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y%m%dT%H%M%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    for format in ["%Y%m%d", "%Y-%m-%d"] {
+        if let Ok(d) = NaiveDate::parse_from_str(value, format) {
+            return Some(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -693,6 +820,179 @@ mod tests {
         for (name, s, a, bb, direction, policy, want) in cases {
             assert_eq!(one(s, a, bb, direction, policy), want, "{name}");
         }
+    }
+
+    fn stamped(summary: &str, modified: &str) -> Vec<u8> {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:u\r\nDTSTAMP:20261101T000000Z\r\nLAST-MODIFIED:{modified}\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").into_bytes()
+    }
+
+    /// The plan's actions for one item under `policy`, two-way.
+    fn decide(
+        base: Option<&[u8]>,
+        a: Option<&[u8]>,
+        b: Option<&[u8]>,
+        policy: ConflictPolicy,
+    ) -> Vec<Action> {
+        let map = |x: Option<&[u8]>, etag: &str| -> BTreeMap<String, Current> {
+            x.map(|raw| ("u".to_owned(), cur(raw, etag)))
+                .into_iter()
+                .collect()
+        };
+        let s: BTreeMap<_, _> = base
+            .map(|raw| ("u".to_owned(), synced(raw)))
+            .into_iter()
+            .collect();
+        let (a, b) = (map(a, "ea"), map(b, "eb"));
+        let open = BTreeMap::new();
+        plan(Inputs {
+            synced: &s,
+            a: &a,
+            b: &b,
+            open_conflicts: &open,
+            direction: Direction::TwoWay,
+            policy,
+        })
+        .actions
+    }
+
+    #[test]
+    fn newest_wins_keeps_the_later_edit_and_says_why() {
+        let base = stamped("Meeting", "20261101T000000Z");
+        let older = stamped("Planning", "20261120T080000Z");
+        let newer = stamped("Review", "2026-11-21T09:30:00Z");
+        let actions = decide(
+            Some(&base),
+            Some(&older),
+            Some(&newer),
+            ConflictPolicy::NewestWins,
+        );
+        let [
+            Action::Update {
+                side,
+                content,
+                previous,
+                decided: Some(decided),
+                ..
+            },
+        ] = actions.as_slice()
+        else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(*side, Side::A);
+        assert_eq!(content, &newer);
+        assert_eq!(previous, &older);
+        assert_eq!(
+            decided,
+            "newest-wins policy (A changed 2026-11-20 08:00:00 UTC, B 2026-11-21 09:30:00 UTC): kept B, A's version saved"
+        );
+        // Both created with different content: the same rule.
+        let actions = decide(None, Some(&newer), Some(&older), ConflictPolicy::NewestWins);
+        assert!(
+            matches!(actions.as_slice(), [Action::Update { side: Side::B, .. }]),
+            "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn newest_wins_asks_on_a_tie_a_missing_time_or_a_deletion() {
+        let base = stamped("Meeting", "20261101T000000Z");
+        let a = stamped("Planning", "20261120T080000Z");
+        let tie = stamped("Review", "20261120T080000Z");
+        let kind = |actions: Vec<Action>| match actions.as_slice() {
+            [Action::Conflict { kind, .. }] => kind.clone(),
+            other => panic!("{other:?}"),
+        };
+        let newest = ConflictPolicy::NewestWins;
+        assert_eq!(
+            kind(decide(Some(&base), Some(&a), Some(&tie), newest)),
+            "both-edited"
+        );
+        let untimed = ics("Review", "Room 1");
+        let base2 = ics("Meeting", "Room 1");
+        let timed = ics("Planning", "Room 1");
+        assert_eq!(
+            kind(decide(Some(&base2), Some(&timed), Some(&untimed), newest)),
+            "both-edited"
+        );
+        assert_eq!(
+            kind(decide(Some(&base), Some(&a), None, newest)),
+            "edit-delete"
+        );
+    }
+
+    #[test]
+    fn a_policy_over_a_deletion_is_recorded_with_its_reason() {
+        let base = stamped("Meeting", "20261101T000000Z");
+        let edit = stamped("Planning", "20261120T080000Z");
+        // B deleted, A edited; b-wins: the deletion reaches A, A's edit to history.
+        let actions = decide(Some(&base), Some(&edit), None, ConflictPolicy::BWins);
+        let [
+            Action::Delete {
+                side: Side::A,
+                previous,
+                decided: Some(decided),
+                ..
+            },
+        ] = actions.as_slice()
+        else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(previous, &edit);
+        assert_eq!(
+            decided,
+            "b-wins policy: B's deletion kept over A's edit, A's version saved"
+        );
+        // a-wins: A's edit returns to B, and what B deleted is kept.
+        let actions = decide(Some(&base), Some(&edit), None, ConflictPolicy::AWins);
+        let [
+            Action::Create {
+                side: Side::B,
+                previous,
+                decided: Some(decided),
+                ..
+            },
+        ] = actions.as_slice()
+        else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(previous, &base);
+        assert_eq!(
+            decided,
+            "a-wins policy: A's edit kept over B's deletion, the deleted version saved"
+        );
+        assert!(actions[0].describe().ends_with(
+            "[a-wins policy: A's edit kept over B's deletion, the deleted version saved]"
+        ));
+    }
+
+    #[test]
+    fn modification_times_are_read_in_the_spellings_clients_write() {
+        let card = |rev: &str| {
+            format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c\r\nFN:Ada\r\nREV:{rev}\r\nEND:VCARD\r\n")
+        };
+        let at = |text: String| modified_at(text.as_bytes()).map(|t| t.to_rfc3339());
+        assert_eq!(
+            at(card("2026-11-22T09:30:00Z")).as_deref(),
+            Some("2026-11-22T09:30:00+00:00")
+        );
+        assert_eq!(
+            at(card("20261122T093000Z")).as_deref(),
+            Some("2026-11-22T09:30:00+00:00")
+        );
+        assert_eq!(
+            at(card("2026-11-22T09:30:00.123Z")).as_deref(),
+            Some("2026-11-22T09:30:00.123+00:00")
+        );
+        assert_eq!(
+            at(card("2026-11-22")).as_deref(),
+            Some("2026-11-22T00:00:00+00:00")
+        );
+        assert_eq!(at(card("yesterday")), None);
+        // Without LAST-MODIFIED, DTSTAMP tells.
+        let event = String::from_utf8(ics("x", "y"))
+            .unwrap()
+            .replace("UID:u", "UID:u\r\nDTSTAMP:20261105T120000Z");
+        assert_eq!(at(event).as_deref(), Some("2026-11-05T12:00:00+00:00"));
     }
 
     #[test]

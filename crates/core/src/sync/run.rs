@@ -18,7 +18,7 @@ use super::reconcile::{Action, Current, Inputs, Plan, PlanCounts, plan};
 use super::state::{
     self, Account, Pair, Seen, Side, StorageConfig, StorageKind, Synced, SyncedSide,
 };
-use super::storage::{Storage, StorageError};
+use super::storage::{ItemWrite, Listed, Storage, StorageError};
 use super::vdir::Vdir;
 use super::webcal::Webcal;
 use crate::Concord;
@@ -30,7 +30,11 @@ pub const DELETE_SHARE_MAX_PERCENT: usize = 50;
 /// ...and more than this many.
 pub const DELETE_COUNT_MAX: usize = 10;
 /// Actions whose state is committed in one transaction.
-pub const APPLY_BATCH_MAX: usize = 64;
+pub const APPLY_BATCH_MAX: usize = 512;
+
+/// How many times a storage's listing is polled (connect, send) before this task blocks on
+/// reading the stored view.
+const REQUEST_POLLS_FIRST: usize = 3;
 
 /// The durable workflow kind of a pair's sync.
 pub const SYNC_WORKFLOW: &str = "sync-pair";
@@ -110,6 +114,8 @@ pub struct Observation {
     side: Option<Side>,
     complete: bool,
     token: Option<String>,
+    /// The stored token this listing started from.
+    previous_token: Option<String>,
     refresh_after_s: Option<u64>,
     /// The side's full view after this listing, by href.
     seen: BTreeMap<String, Seen>,
@@ -137,6 +143,10 @@ pub struct PairSync {
     conn: Mutex<Connection>,
     /// Items fetched by this process's observations, so planning need not fetch them again.
     fetched: Mutex<[BTreeMap<String, Vec<u8>>; 2]>,
+    /// One side's observation made alongside the other's, not yet asked for.
+    ahead: Mutex<Option<Observation>>,
+    /// See [`PairSync::committed_views`].
+    views: Mutex<[Option<BTreeMap<String, Seen>>; 2]>,
 }
 
 impl std::fmt::Debug for PairSync {
@@ -155,8 +165,8 @@ pub async fn sync_pair(
     options: &SyncOptions,
 ) -> Result<Report, SyncError> {
     let sync = PairSync::open(concord, pair, credentials)?;
-    let a = sync.observe(Side::A).await?;
-    let b = sync.observe(Side::B).await?;
+    let (a, b) = tokio::join!(sync.observe(Side::A), sync.observe(Side::B));
+    let (a, b) = (a?, b?);
     if options.dry_run {
         let prepared = sync.prepare(&[&a, &b], options).await?;
         return Ok(sync.report(&prepared, true, Vec::new()));
@@ -189,7 +199,7 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
                 PairSync::open(&concord, &input.pair, credentials.as_ref()).map_err(step_error)?;
             for side in Side::BOTH {
                 ctx.step(&format!("observe-{}", side.as_str()), || async {
-                    let observation = sync.observe(side).await.map_err(step_error)?;
+                    let observation = sync.observe_both_ways(side).await.map_err(step_error)?;
                     sync.commit(&observation).map_err(step_error)?;
                     Ok::<_, StepError>(observation.seen.len())
                 })
@@ -386,6 +396,8 @@ impl PairSync {
             b,
             conn: Mutex::new(conn),
             fetched: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
+            ahead: Mutex::new(None),
+            views: Mutex::new([None, None]),
         })
     }
 
@@ -400,24 +412,55 @@ impl PairSync {
         }
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Observes `side`. Observing A (the first) also observes B at the same time (a folder is
+    /// listed while a server answers) and keeps that observation for the call that asks for
+    /// it; committing one side does not change what the other side showed. A run resumed
+    /// after A was committed observes B alone.
+    pub async fn observe_both_ways(&self, side: Side) -> Result<Observation, SyncError> {
+        let kept = self
+            .ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take_if(|o| o.side == Some(side));
+        if let Some(observation) = kept {
+            return Ok(observation);
+        }
+        if side != Side::A {
+            return self.observe(side).await;
+        }
+        let (this, other) = tokio::join!(self.observe(side), self.observe(side.other()));
+        if let Ok(other) = other {
+            *self
+                .ahead
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(other);
+        }
+        this
+    }
+
     /// Lists what changed on `side` since the stored token and fetches it.
     pub async fn observe(&self, side: Side) -> Result<Observation, SyncError> {
         let storage = self.storage(side);
-        let (previous, token) = {
+        let token = {
             let conn = self.conn();
             let pair = state::pair_by_id(&conn, self.pair.id)?;
-            (
-                state::seen(&conn, self.pair.id, side)?,
-                pair.token(side).map(str::to_owned),
-            )
+            pair.token(side).map(str::to_owned)
         };
-        let listing = storage.changes(token.as_deref()).await?;
+        // The stored view is read while the storage is asked (a server's answer takes longest).
+        // Reading it blocks this task, so the request is first given a few polls to go out.
+        let (listing, previous) = tokio::join!(storage.changes(token.as_deref()), async {
+            for _ in 0..REQUEST_POLLS_FIRST {
+                tokio::task::yield_now().await;
+            }
+            state::seen(&self.conn(), self.pair.id, side)
+        });
+        let (listing, previous) = (listing?, previous?);
         let mut seen = if listing.complete {
             BTreeMap::new()
         } else {
@@ -440,6 +483,7 @@ impl PairSync {
             side: Some(side),
             complete: listing.complete,
             token: listing.token,
+            previous_token: token,
             refresh_after_s: listing.refresh_after_s,
             ..Observation::default()
         };
@@ -482,8 +526,24 @@ impl PairSync {
         let Some(side) = observation.side else {
             return Ok(());
         };
+        let has_duplicates = has_duplicate_uids(&observation.seen);
+        let unchanged = observation.seen == observation.previous
+            && observation.token == observation.previous_token
+            && observation.refresh_after_s.is_none()
+            && observation.unreadable.is_empty()
+            && !has_duplicates;
+        if unchanged {
+            // The stored view, token and quarantine already say all this: no write, no fsync.
+            self.committed_views()[side_index(side)] = Some(observation.seen.clone());
+            return Ok(());
+        }
         let mut conn = self.conn();
-        let synced = state::synced(&conn, self.pair.id)?;
+        // Only needed to choose which of several items with one UID is kept.
+        let synced = if has_duplicates {
+            state::synced(&conn, self.pair.id)?
+        } else {
+            BTreeMap::new()
+        };
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Only what differs from the stored view is written (a no-change sync writes nothing).
         for (href, seen) in &observation.previous {
@@ -527,7 +587,17 @@ impl PairSync {
             state::quarantine(&tx, self.pair.id, side, &dup.href, &dup.etag, "", &reason)?;
         }
         tx.commit()?;
+        drop(conn);
+        self.committed_views()[side_index(side)] = Some(observation.seen.clone());
         Ok(())
+    }
+
+    /// Each side's view as this process last committed it (taken by the next plan; cleared
+    /// when a run records writes).
+    fn committed_views(&self) -> MutexGuard<'_, [Option<BTreeMap<String, Seen>>; 2]> {
+        self.views
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Plans the run from the stored views (and what `observations` already fetched), and
@@ -539,21 +609,34 @@ impl PairSync {
     ) -> Result<Prepared, SyncError> {
         let (synced, conflicts, stored) = {
             let conn = self.conn();
+            // A side not observed here is planned from its stored view: the one this process
+            // just committed if there is one, else read back.
+            let mut kept = self.committed_views();
+            let mut stored: [Option<BTreeMap<String, Seen>>; 2] = [None, None];
+            for (i, side) in Side::BOTH.into_iter().enumerate() {
+                if !observations.iter().any(|o| o.side == Some(side)) {
+                    stored[i] = Some(match kept[i].take() {
+                        Some(view) => view,
+                        None => state::seen(&conn, self.pair.id, side)?,
+                    });
+                }
+            }
             (
                 state::synced(&conn, self.pair.id)?,
                 state::conflicts(&conn, self.pair.id)?,
-                [
-                    state::seen(&conn, self.pair.id, Side::A)?,
-                    state::seen(&conn, self.pair.id, Side::B)?,
-                ],
+                stored,
             )
         };
+        let not_stored = BTreeMap::new();
         let mut views: [BTreeMap<String, Current>; 2] = [BTreeMap::new(), BTreeMap::new()];
         let mut quarantined = 0;
         let mut complete = [false; 2];
         for (i, side) in Side::BOTH.into_iter().enumerate() {
             let observed = observations.iter().find(|o| o.side == Some(side));
-            let seen = observed.map_or(&stored[i], |o| &o.seen);
+            let seen = match observed {
+                Some(o) => &o.seen,
+                None => stored[i].as_ref().unwrap_or(&not_stored),
+            };
             complete[i] = observed.is_none_or(|o| o.complete);
             let (unique, dups) = duplicates(seen, &synced, side);
             quarantined += dups.len() + seen.values().filter(|s| s.uid.is_none()).count();
@@ -699,8 +782,44 @@ impl PairSync {
         for batch in prepared.plan.actions.chunks(APPLY_BATCH_MAX) {
             self.keep_versions(batch)?;
             let mut done: Vec<Done> = Vec::with_capacity(batch.len());
-            for action in batch {
-                match self.write(action).await {
+            let mut results = Vec::with_capacity(batch.len());
+            let mut start = 0;
+            while start < batch.len() {
+                // A run of creates and updates on one side is written as one batch (a vdir
+                // makes it durable at once); anything else one by one, in plan order.
+                let group_side = single_write_side(&batch[start]);
+                let end = match group_side {
+                    Some(side) => batch[start..]
+                        .iter()
+                        .position(|a| single_write_side(a) != Some(side))
+                        .map_or(batch.len(), |n| start + n),
+                    None => start + 1,
+                };
+                let group = &batch[start..end];
+                let written = match group_side {
+                    Some(side) if group.len() > 1 => self.write_group(side, group).await,
+                    _ => Ok(vec![self.write(&batch[start]).await]),
+                };
+                let hard_error = match written {
+                    Ok(written) => {
+                        let stop = written
+                            .iter()
+                            .any(|r| r.as_ref().is_err_and(|e| !e.is_changed()));
+                        results.extend(group.iter().zip(written));
+                        stop
+                    }
+                    Err(err) => {
+                        results.push((&batch[start], Err(err)));
+                        true
+                    }
+                };
+                if hard_error {
+                    break;
+                }
+                start = end;
+            }
+            for (action, result) in results {
+                match result {
                     Ok(d) => {
                         for (i, side) in Side::BOTH.into_iter().enumerate() {
                             wrote[i] |= action.writes_to(side);
@@ -735,16 +854,25 @@ impl PairSync {
         // deleted and restored, created and deleted) would never be reported. Listing the
         // written sides again stores a token that includes them; another client's change in
         // between is fetched like any other.
+        // A folder has no token: its next listing is complete anyway, and what was written is
+        // recorded with the etags the writes returned.
         for (i, side) in Side::BOTH.into_iter().enumerate() {
-            if wrote[i] {
+            if wrote[i] && !matches!(self.storage(side), Storage::Vdir(_)) {
                 let observation = self.observe(side).await?;
                 self.commit(&observation)?;
             }
         }
         {
-            let conn = self.conn();
-            state::set_stopped(&conn, self.pair.id, None)?;
-            state::set_outcome(&conn, self.pair.id, None)?;
+            // One transaction (one commit to disk) for the pair's "ran fine" state.
+            let mut conn = self.conn();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            state::set_stopped(&tx, self.pair.id, None)?;
+            state::set_outcome(&tx, self.pair.id, None)?;
+            tx.commit()?;
+        }
+        // Display name and colour ride along (at most hourly); they never fail the sync.
+        if let Err(err) = super::metadata::sync_metadata(self, false).await {
+            tracing::warn!(pair = %self.pair.name, %err, "display name and colour not synced");
         }
         Ok(self.report(&prepared, false, deferred))
     }
@@ -776,7 +904,10 @@ impl PairSync {
                     href,
                     previous,
                     ..
-                } => keep(*side, href, "overwritten", previous, summary, uid)?,
+                } => {
+                    let reason = action.decided().unwrap_or("overwritten");
+                    keep(*side, href, reason, previous, summary, uid)?
+                }
                 Action::Delete {
                     side,
                     uid,
@@ -784,7 +915,26 @@ impl PairSync {
                     href,
                     previous,
                     ..
-                } => keep(*side, href, "deleted", previous, summary, uid)?,
+                } => keep(
+                    *side,
+                    href,
+                    action.decided().unwrap_or("deleted"),
+                    previous,
+                    summary,
+                    uid,
+                )?,
+                // A policy undid a deletion: the deleted version is kept with the reason.
+                Action::Create {
+                    side,
+                    uid,
+                    summary,
+                    previous,
+                    decided: Some(reason),
+                    ..
+                } => {
+                    let href = self.storage(*side).href_for(uid);
+                    keep(*side, &href, reason, previous, summary, uid)?
+                }
                 Action::Merge {
                     uid,
                     summary,
@@ -807,7 +957,53 @@ impl PairSync {
     /// Writes one action. A conditional write that loses is re-read first: if the item
     /// already holds what was to be written (our own write before a crash), it is recorded.
     async fn write(&self, action: &Action) -> Result<Done, StorageError> {
-        match self.write_once(action).await {
+        let result = self.write_once(action).await;
+        self.settle(action, result).await
+    }
+
+    /// Writes a run of creates and updates on `side` as one batch of the storage; each
+    /// result is settled as [`PairSync::write`] settles it.
+    async fn write_group(
+        &self,
+        side: Side,
+        group: &[Action],
+    ) -> Result<Vec<Result<Done, StorageError>>, StorageError> {
+        let writes: Vec<ItemWrite<'_>> = group
+            .iter()
+            .filter_map(|action| match action {
+                Action::Create { uid, content, .. } => {
+                    Some(ItemWrite::Create { uid, raw: content })
+                }
+                Action::Update {
+                    href,
+                    etag,
+                    content,
+                    ..
+                } => Some(ItemWrite::Update {
+                    href,
+                    etag,
+                    raw: content,
+                }),
+                _ => None,
+            })
+            .collect();
+        let written = self.storage(side).write_many(&writes).await?;
+        let mut out = Vec::with_capacity(written.len());
+        for (action, result) in group.iter().zip(written) {
+            let done = result.and_then(|listed| written_done(action, side, listed));
+            out.push(self.settle(action, done).await);
+        }
+        Ok(out)
+    }
+
+    /// A write that lost its condition is re-read: if the item already holds what was to be
+    /// written (our own write before a crash), it is recorded; else it stays "changed".
+    async fn settle(
+        &self,
+        action: &Action,
+        result: Result<Done, StorageError>,
+    ) -> Result<Done, StorageError> {
+        match result {
             Err(err) if err.is_changed() => {
                 let (side, href, hash) = match action {
                     Action::Create {
@@ -871,51 +1067,24 @@ impl PairSync {
     async fn write_once(&self, action: &Action) -> Result<Done, StorageError> {
         Ok(match action {
             Action::Create {
-                side,
-                uid,
-                content,
-                source,
-                summary,
+                side, uid, content, ..
             } => {
                 let made = self.storage(*side).create(uid, content).await?;
-                let written = SyncedSide {
-                    href: made.href,
-                    etag: made.etag,
-                    hash: source.hash.clone(),
-                };
-                Done::Synced(synced_pair(
-                    *side,
-                    written,
-                    source.clone(),
-                    uid,
-                    content,
-                    summary,
-                ))
+                written_done(action, *side, made)?
             }
             Action::Update {
                 side,
-                uid,
                 href,
                 etag,
                 content,
-                source,
-                summary,
                 ..
             } => {
                 let etag = self.storage(*side).update(href, etag, content).await?;
-                let written = SyncedSide {
+                let made = Listed {
                     href: href.clone(),
                     etag,
-                    hash: source.hash.clone(),
                 };
-                Done::Synced(synced_pair(
-                    *side,
-                    written,
-                    source.clone(),
-                    uid,
-                    content,
-                    summary,
-                ))
+                written_done(action, *side, made)?
             }
             Action::Delete {
                 side,
@@ -963,6 +1132,7 @@ impl PairSync {
     }
 
     fn record(&self, done: &[Done]) -> Result<(), SyncError> {
+        *self.committed_views() = [None, None];
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = self.pair.id;
@@ -1003,6 +1173,53 @@ impl PairSync {
     }
 }
 
+/// The side a create or update writes to; None for any other action.
+fn single_write_side(action: &Action) -> Option<Side> {
+    match action {
+        Action::Create { side, .. } | Action::Update { side, .. } => Some(*side),
+        _ => None,
+    }
+}
+
+/// What a create or update that wrote `made` on `side` leaves to record.
+fn written_done(action: &Action, side: Side, made: Listed) -> Result<Done, StorageError> {
+    let (uid, content, source, summary) = match action {
+        Action::Create {
+            uid,
+            content,
+            source,
+            summary,
+            ..
+        }
+        | Action::Update {
+            uid,
+            content,
+            source,
+            summary,
+            ..
+        } => (uid, content, source, summary),
+        other => {
+            return Err(StorageError::Invalid(format!(
+                "{} is not a create or an update",
+                other.describe()
+            )));
+        }
+    };
+    let written = SyncedSide {
+        href: made.href,
+        etag: made.etag,
+        hash: source.hash.clone(),
+    };
+    Ok(Done::Synced(synced_pair(
+        side,
+        written,
+        source.clone(),
+        uid,
+        content,
+        summary,
+    )))
+}
+
 /// What one applied action leaves to record.
 enum Done {
     Synced(Synced),
@@ -1039,6 +1256,14 @@ fn side_index(side: Side) -> usize {
     }
 }
 
+/// Whether two readable items of a side share a UID.
+fn has_duplicate_uids(seen: &BTreeMap<String, Seen>) -> bool {
+    let mut uids = std::collections::HashSet::with_capacity(seen.len());
+    seen.values()
+        .filter_map(|s| s.uid.as_deref())
+        .any(|uid| !uids.insert(uid))
+}
+
 type Duplicate<'a> = (&'a Seen, String);
 
 /// A side's readable items by UID; where several hrefs share a UID, the one already synced
@@ -1048,6 +1273,13 @@ fn duplicates<'a>(
     synced: &BTreeMap<String, Synced>,
     side: Side,
 ) -> (BTreeMap<String, &'a Seen>, Vec<Duplicate<'a>>) {
+    if !has_duplicate_uids(seen) {
+        let unique = seen
+            .values()
+            .filter_map(|s| Some((s.uid.clone()?, s)))
+            .collect();
+        return (unique, Vec::new());
+    }
     let mut by_uid: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
     for s in seen.values() {
         if let Some(uid) = &s.uid {

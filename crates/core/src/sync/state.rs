@@ -139,13 +139,18 @@ impl Direction {
     }
 }
 
-/// What to do when both sides changed the same property.
+/// What to do when both sides changed the same property, or one edited what the other
+/// deleted. Every decision a policy makes is recorded in item history with its reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConflictPolicy {
+    /// Keep the conflict in the inbox for the person (the default).
     Ask,
     AWins,
     BWins,
+    /// The version changed last (LAST-MODIFIED, REV, else DTSTAMP) wins; a tie, a missing
+    /// time, or a deletion (which carries no time) is left to the person.
+    NewestWins,
 }
 
 impl ConflictPolicy {
@@ -154,6 +159,7 @@ impl ConflictPolicy {
             ConflictPolicy::Ask => "ask",
             ConflictPolicy::AWins => "a-wins",
             ConflictPolicy::BWins => "b-wins",
+            ConflictPolicy::NewestWins => "newest-wins",
         }
     }
 
@@ -162,6 +168,7 @@ impl ConflictPolicy {
             "ask" => ConflictPolicy::Ask,
             "a-wins" => ConflictPolicy::AWins,
             "b-wins" => ConflictPolicy::BWins,
+            "newest-wins" => ConflictPolicy::NewestWins,
             _ => return None,
         })
     }

@@ -42,6 +42,19 @@ pub struct Fetched {
     pub raw: Vec<u8>,
 }
 
+/// One conditional write of a batch given to [`Storage::write_many`].
+#[derive(Debug, Clone, Copy)]
+pub enum ItemWrite<'a> {
+    /// A new item for `uid`, only if absent ("If-None-Match: *").
+    Create { uid: &'a str, raw: &'a [u8] },
+    /// Replaces the item at `href` if it is still at `etag` ("If-Match").
+    Update {
+        href: &'a str,
+        etag: &'a str,
+        raw: &'a [u8],
+    },
+}
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -112,7 +125,14 @@ impl Storage {
     /// What changed since `token` (None: everything).
     pub async fn changes(&self, token: Option<&str>) -> Result<Listing, StorageError> {
         match self {
-            Storage::Vdir(s) => s.list(),
+            // Listing a large folder blocks: it runs off the runtime's workers, so a server
+            // asked at the same time is answered meanwhile.
+            Storage::Vdir(s) => {
+                let vdir = s.clone();
+                tokio::task::spawn_blocking(move || vdir.list())
+                    .await
+                    .map_err(|err| StorageError::Invalid(format!("listing the folder: {err}")))?
+            }
             Storage::Dav(s) => s.changes(token).await,
             Storage::Webcal(s) => s.changes(token).await,
         }
@@ -160,6 +180,37 @@ impl Storage {
             Storage::Dav(s) => s.update(href, etag, raw).await,
             Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
         }
+    }
+
+    /// Makes several creates and updates, in order; each has its own result (`href` and new
+    /// etag). A vdir makes the whole batch durable at once. A failure other than a lost
+    /// condition ends the batch: the results stop after it. The outer error means nothing
+    /// of the batch was written.
+    pub async fn write_many(
+        &self,
+        writes: &[ItemWrite<'_>],
+    ) -> Result<Vec<Result<Listed, StorageError>>, StorageError> {
+        if let Storage::Vdir(s) = self {
+            return s.write_many(writes);
+        }
+        let mut done = Vec::with_capacity(writes.len());
+        for write in writes {
+            let result = match *write {
+                ItemWrite::Create { uid, raw } => self.create(uid, raw).await,
+                ItemWrite::Update { href, etag, raw } => {
+                    self.update(href, etag, raw).await.map(|etag| Listed {
+                        href: href.to_owned(),
+                        etag,
+                    })
+                }
+            };
+            let stop = result.as_ref().is_err_and(|err| !err.is_changed());
+            done.push(result);
+            if stop {
+                break;
+            }
+        }
+        Ok(done)
     }
 
     /// Deletes the item at `href` if it is still at `etag`; an item already gone is fine.

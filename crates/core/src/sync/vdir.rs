@@ -1,9 +1,12 @@
 //! A vdir folder: one `.ics` or `.vcf` file per item, as khal, khard, todoman and vdirsyncer
 //! read and write it. The href is the file name; the etag is modification time, size and
 //! inode (as vdirsyncer uses mtime), so an edit by any program is noticed. Writes go to a
-//! temporary file that is synced and then renamed into place, so a crash never leaves half an
-//! item; a create never replaces an existing file. The folder itself is synced by
-//! [`Vdir::sync_dir`], once per batch of writes, before the sync records them.
+//! temporary file that is made durable and then linked or renamed into place, so a crash never
+//! leaves half an item; a create never replaces an existing file. [`Vdir::write_many`] writes a
+//! batch's temporary files, syncs them from several threads at once (the disk's cache flushes
+//! are then shared), then moves them into place. The folder itself is synced by
+//! [`Vdir::sync_dir`], once per batch of writes, before the sync records them. Temporary files
+//! a killed process left behind are removed by a later listing once they are stale.
 
 use std::fs;
 use std::io::Write;
@@ -12,11 +15,31 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::item::ItemKind;
-use super::storage::{Fetched, Listed, Listing, StorageError, name_for_uid};
+use super::storage::{Fetched, ItemWrite, Listed, Listing, StorageError, name_for_uid};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Debug)]
+/// Temporary files are named `.concord-PID-N.tmp`: hidden from khal and vdirsyncer.
+const TEMP_PREFIX: &str = ".concord-";
+const TEMP_SUFFIX: &str = ".tmp";
+/// A temporary file this old was left by a process that died mid-batch; listing removes it.
+pub const TEMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Up to this many files a batch syncs one after another; more, from several threads.
+pub const FSYNC_EACH_MAX: usize = 4;
+/// Threads syncing a batch's files: concurrent `fsync`s share the disk's cache flushes, where
+/// one after another each waits for its own.
+pub const SYNC_THREADS_MAX: usize = 8;
+
+/// A temporary file written, not yet durable nor in place.
+struct Staged {
+    temp: PathBuf,
+    target: PathBuf,
+    href: String,
+    etag: String,
+}
+
+#[derive(Debug, Clone)]
 pub struct Vdir {
     path: PathBuf,
     kind: ItemKind,
@@ -43,13 +66,18 @@ impl Vdir {
     /// Every item file, with its etag. Always complete.
     pub fn list(&self) -> Result<Listing, StorageError> {
         let mut changed = Vec::new();
+        let extension = format!(".{}", self.kind.extension());
         let entries = fs::read_dir(&self.path).map_err(io("listing", &self.path))?;
         for entry in entries {
             let entry = entry.map_err(io("listing", &self.path))?;
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if name.starts_with('.') || !name.ends_with(&format!(".{}", self.kind.extension())) {
+            if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+                remove_if_stale(&entry.path());
+                continue;
+            }
+            if name.starts_with('.') || !name.ends_with(&extension) {
                 continue;
             }
             let meta = entry.metadata().map_err(io("reading", &entry.path()))?;
@@ -89,33 +117,58 @@ impl Vdir {
     }
 
     pub fn create(&self, uid: &str, raw: &[u8]) -> Result<Listed, StorageError> {
-        let name = name_for_uid(uid, self.kind);
-        let target = self.file(&name)?;
-        let temp = self.write_temp(raw)?;
-        // A hard link fails if the name exists: the create is "If-None-Match: *".
-        let linked = fs::hard_link(&temp, &target);
-        let _ = fs::remove_file(&temp);
-        match linked {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StorageError::Changed { href: name });
-            }
-            Err(err) => return Err(io("creating", &target)(err)),
-        }
-        let meta = fs::metadata(&target).map_err(io("reading", &target))?;
-        Ok(Listed {
-            href: name,
-            etag: etag_of(&meta),
-        })
+        let mut done = self.write_many(&[ItemWrite::Create { uid, raw }])?;
+        done.pop()
+            .unwrap_or_else(|| Err(StorageError::Invalid("no write was made".to_owned())))
     }
 
     pub fn update(&self, href: &str, etag: &str, raw: &[u8]) -> Result<String, StorageError> {
-        let target = self.file(href)?;
-        self.check_etag(&target, href, etag)?;
-        let temp = self.write_temp(raw)?;
-        fs::rename(&temp, &target).map_err(io("replacing", &target))?;
-        let meta = fs::metadata(&target).map_err(io("reading", &target))?;
-        Ok(etag_of(&meta))
+        let mut done = self.write_many(&[ItemWrite::Update { href, etag, raw }])?;
+        done.pop()
+            .unwrap_or_else(|| Err(StorageError::Invalid("no write was made".to_owned())))
+            .map(|listed| listed.etag)
+    }
+
+    /// Makes a batch of writes, each atomic and durable: every temporary file is written and
+    /// synced (see [`sync_files`]), then each is linked (create) or renamed (update) into
+    /// place. The outer error is one that stops the whole batch (nothing was moved into
+    /// place); each write has its own result, a lost condition being "changed", and the
+    /// results stop after any other failure. Call [`Vdir::sync_dir`] before recording them.
+    pub fn write_many(
+        &self,
+        writes: &[ItemWrite<'_>],
+    ) -> Result<Vec<Result<Listed, StorageError>>, StorageError> {
+        let mut staged = Vec::with_capacity(writes.len());
+        let mut cleanup = TempFiles(Vec::with_capacity(writes.len()));
+        for write in writes {
+            let (href, raw) = match *write {
+                ItemWrite::Create { uid, raw } => (name_for_uid(uid, self.kind), raw),
+                ItemWrite::Update { href, raw, .. } => (href.to_owned(), raw),
+            };
+            let prepared = self.file(&href).and_then(|target| {
+                let (temp, etag) = self.write_temp(raw)?;
+                cleanup.0.push(temp.clone());
+                Ok(Staged {
+                    temp,
+                    target,
+                    href,
+                    etag,
+                })
+            });
+            staged.push(prepared);
+        }
+        sync_files(&cleanup.0)?;
+        let mut done = Vec::with_capacity(writes.len());
+        for (write, staged) in writes.iter().zip(staged) {
+            let result = staged.and_then(|staged| self.move_into_place(write, staged));
+            let stop = result.as_ref().is_err_and(|err| !err.is_changed());
+            done.push(result);
+            if stop {
+                break;
+            }
+        }
+        drop(cleanup);
+        Ok(done)
     }
 
     pub fn delete(&self, href: &str, etag: &str) -> Result<(), StorageError> {
@@ -129,6 +182,33 @@ impl Vdir {
             other => other?,
         }
         fs::remove_file(&target).map_err(io("deleting", &target))
+    }
+
+    /// Links (create) or renames (update) a durable temporary file to its name.
+    fn move_into_place(
+        &self,
+        write: &ItemWrite<'_>,
+        staged: Staged,
+    ) -> Result<Listed, StorageError> {
+        match *write {
+            // A hard link fails if the name exists: the create is "If-None-Match: *".
+            ItemWrite::Create { .. } => match fs::hard_link(&staged.temp, &staged.target) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(StorageError::Changed { href: staged.href });
+                }
+                Err(err) => return Err(io("creating", &staged.target)(err)),
+            },
+            ItemWrite::Update { etag, .. } => {
+                self.check_etag(&staged.target, &staged.href, etag)?;
+                fs::rename(&staged.temp, &staged.target)
+                    .map_err(io("replacing", &staged.target))?;
+            }
+        }
+        Ok(Listed {
+            href: staged.href,
+            etag: staged.etag,
+        })
     }
 
     /// The path of an href, refusing anything that is not a plain file name in this folder.
@@ -154,15 +234,18 @@ impl Vdir {
         }
     }
 
-    fn write_temp(&self, raw: &[u8]) -> Result<PathBuf, StorageError> {
+    /// Writes `raw` to a new temporary file in the folder (not yet durable); returns it and
+    /// the etag the item will have once linked or renamed into place (the same inode).
+    fn write_temp(&self, raw: &[u8]) -> Result<(PathBuf, String), StorageError> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = self
-            .path
-            .join(format!(".concord-{}-{n}.tmp", std::process::id()));
-        let mut file = fs::File::create(&temp).map_err(io("writing", &temp))?;
+        let temp = self.path.join(format!(
+            "{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}",
+            std::process::id()
+        ));
+        let mut file = fs::File::create_new(&temp).map_err(io("writing", &temp))?;
         file.write_all(raw).map_err(io("writing", &temp))?;
-        file.sync_all().map_err(io("syncing", &temp))?;
-        Ok(temp)
+        let meta = file.metadata().map_err(io("reading", &temp))?;
+        Ok((temp, etag_of(&meta)))
     }
 
     /// Makes renames and removals in the folder durable.
@@ -170,6 +253,59 @@ impl Vdir {
         fs::File::open(&self.path)
             .and_then(|dir| dir.sync_all())
             .map_err(io("syncing", &self.path))
+    }
+}
+
+/// Removes a temporary file older than [`TEMP_STALE_AFTER`]; best effort (a failure leaves a
+/// hidden file that no reader of the vdir looks at).
+fn remove_if_stale(path: &Path) {
+    let stale = fs::symlink_metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age > TEMP_STALE_AFTER);
+    if stale && let Err(err) = fs::remove_file(path) {
+        tracing::debug!(path = %path.display(), %err, "a stale temporary file stays");
+    }
+}
+
+/// Makes the contents of `files` durable: a few one after another, more from up to
+/// [`SYNC_THREADS_MAX`] threads.
+fn sync_files(files: &[PathBuf]) -> Result<(), StorageError> {
+    let sync = |chunk: &[PathBuf]| {
+        chunk.iter().try_for_each(|file| {
+            fs::File::open(file)
+                .and_then(|f| f.sync_all())
+                .map_err(io("syncing", file))
+        })
+    };
+    if files.len() <= FSYNC_EACH_MAX {
+        return sync(files);
+    }
+    let per_thread = files.len().div_ceil(SYNC_THREADS_MAX);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || sync(chunk)))
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker.join().unwrap_or_else(|_| {
+                Err(StorageError::Invalid(
+                    "a thread syncing the folder's files panicked".to_owned(),
+                ))
+            })
+        })
+    })
+}
+
+/// Temporary files of a batch, removed when the batch is done (moved ones are gone already).
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for temp in &self.0 {
+            let _ = fs::remove_file(temp);
+        }
     }
 }
 
@@ -218,6 +354,103 @@ mod tests {
         vdir.delete("u1.ics", &etag).unwrap();
         vdir.delete("u1.ics", &etag).unwrap();
         assert!(vdir.list().unwrap().changed.is_empty());
+    }
+
+    #[test]
+    fn a_batch_writes_each_item_once_and_reports_lost_conditions_per_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let vdir = Vdir::open(dir.path(), ItemKind::Calendar).unwrap();
+        let kept = vdir.create("taken", b"someone else's").unwrap();
+        let old = vdir.create("old", b"v1").unwrap();
+        let other = vdir.create("other", b"v1").unwrap();
+        let uids: Vec<String> = (0..FSYNC_EACH_MAX * 3)
+            .map(|i| format!("new-{i}"))
+            .collect();
+        let mut writes: Vec<ItemWrite<'_>> = uids
+            .iter()
+            .map(|uid| ItemWrite::Create {
+                uid,
+                raw: uid.as_bytes(),
+            })
+            .collect();
+        writes.push(ItemWrite::Create {
+            uid: "taken",
+            raw: b"ours",
+        });
+        writes.push(ItemWrite::Update {
+            href: &old.href,
+            etag: &old.etag,
+            raw: b"v2",
+        });
+        writes.push(ItemWrite::Update {
+            href: &other.href,
+            etag: "a stale etag",
+            raw: b"v2",
+        });
+        let done = vdir.write_many(&writes).unwrap();
+        assert_eq!(done.len(), writes.len());
+        let listing = vdir.list().unwrap();
+        let listed: std::collections::HashMap<_, _> = listing
+            .changed
+            .iter()
+            .map(|l| (l.href.as_str(), l.etag.as_str()))
+            .collect();
+        for (uid, result) in uids.iter().zip(&done) {
+            let made = result.as_ref().unwrap();
+            assert_eq!(
+                fs::read(dir.path().join(&made.href)).unwrap(),
+                uid.as_bytes()
+            );
+            assert_eq!(
+                listed[made.href.as_str()],
+                made.etag,
+                "the etag returned is the listed one"
+            );
+        }
+        let n = uids.len();
+        assert!(
+            done[n].as_ref().unwrap_err().is_changed(),
+            "a create never replaces"
+        );
+        assert_eq!(
+            fs::read(dir.path().join(&kept.href)).unwrap(),
+            b"someone else's"
+        );
+        let updated = done[n + 1].as_ref().unwrap();
+        assert_eq!(fs::read(dir.path().join(&old.href)).unwrap(), b"v2");
+        assert_eq!(listed[old.href.as_str()], updated.etag);
+        assert!(
+            done[n + 2].as_ref().unwrap_err().is_changed(),
+            "a stale update is refused"
+        );
+        assert_eq!(fs::read(dir.path().join(&other.href)).unwrap(), b"v1");
+        assert_eq!(listing.changed.len(), n + 3, "no temporary file remains");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), n + 3);
+    }
+
+    #[test]
+    fn temporary_files_left_by_a_dead_process_are_removed_when_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let vdir = Vdir::open(dir.path(), ItemKind::Calendar).unwrap();
+        let stale = dir.path().join(".concord-1-7.tmp");
+        let fresh = dir.path().join(".concord-1-8.tmp");
+        fs::write(&stale, b"half").unwrap();
+        fs::write(&fresh, b"being written").unwrap();
+        let hours_ago = std::time::SystemTime::now() - 2 * TEMP_STALE_AFTER;
+        fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(hours_ago)
+            .unwrap();
+        vdir.create("u1", b"one").unwrap();
+        let listing = vdir.list().unwrap();
+        assert_eq!(listing.changed.len(), 1, "{listing:?}");
+        assert!(!stale.exists(), "a stale temporary file is removed");
+        assert!(
+            fresh.exists(),
+            "another process's write in progress is left alone"
+        );
     }
 
     #[test]

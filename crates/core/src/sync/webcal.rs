@@ -1,7 +1,9 @@
 //! A webcal / ICS URL as a read-only storage. One conditional GET (If-None-Match,
 //! If-Modified-Since) answers "changed?"; the body (BOM, CRLF or LF, several VCALENDARs) is
-//! split into one item per UID, each carrying the calendar's time zones. REFRESH-INTERVAL
-//! (RFC 7986) or X-PUBLISHED-TTL tells how long to wait before asking again.
+//! split into one item per UID, each carrying the calendar's time zones; a calendar whose
+//! structure is broken is split per component, so one broken event is quarantined while the
+//! rest syncs. REFRESH-INTERVAL (RFC 7986) or X-PUBLISHED-TTL tells how long to wait before
+//! asking again: until then a check makes no request.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,11 +13,14 @@ use libdav::dav::WebDavClient;
 use serde::{Deserialize, Serialize};
 
 use super::item::{Component, Property, decode, sha256_hex};
+use super::state::now_ms;
 use super::storage::{Fetched, Listed, Listing, StorageError};
 use crate::dav::{Credentials, DavError, HttpClient, webdav_client};
 
 /// The largest calendar body accepted, in bytes.
 pub const BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// The longest REFRESH-INTERVAL honoured: a feed asking for more is still checked weekly.
+pub const REFRESH_INTERVAL_MAX_S: u64 = 7 * 24 * 60 * 60;
 
 #[derive(Debug)]
 pub struct Webcal {
@@ -25,11 +30,28 @@ pub struct Webcal {
     items: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
-/// HTTP validators kept between checks.
+/// HTTP validators kept between checks, with the feed's refresh interval.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Validators {
     etag: Option<String>,
     last_modified: Option<String>,
+    /// The feed's REFRESH-INTERVAL, clamped to [`REFRESH_INTERVAL_MAX_S`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_s: Option<u64>,
+    /// No request before this time (milliseconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_before_ms: Option<i64>,
+}
+
+impl Validators {
+    /// Stamps the next allowed check from now.
+    fn next_check(mut self) -> Self {
+        self.not_before_ms = self.refresh_s.map(|s| {
+            let after_ms = i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+            now_ms().saturating_add(after_ms)
+        });
+        self
+    }
 }
 
 impl Webcal {
@@ -49,6 +71,13 @@ impl Webcal {
         let validators: Validators = token
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or_default();
+        // The feed asked to be left alone until then: nothing changed, as far as we may know.
+        if validators.not_before_ms.is_some_and(|at| now_ms() < at) {
+            return Ok(Listing {
+                token: token.map(str::to_owned),
+                ..Listing::default()
+            });
+        }
         let mut request = Request::builder()
             .method(Method::GET)
             .uri(self.client.base_url().clone());
@@ -86,8 +115,10 @@ impl Webcal {
         })?;
         let (head, body) = fetched;
         if head.status == StatusCode::NOT_MODIFIED {
+            let refresh_after_s = validators.refresh_s;
             return Ok(Listing {
-                token: token.map(str::to_owned),
+                token: serde_json::to_string(&validators.next_check()).ok(),
+                refresh_after_s,
                 ..Listing::default()
             });
         }
@@ -119,11 +150,15 @@ impl Webcal {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let (items, refresh_after_s) = split(&decode(&body));
+        let refresh_after_s = refresh_after_s.map(|s| s.min(REFRESH_INTERVAL_MAX_S));
         let validators = Validators {
             etag: header("etag"),
             last_modified: header("last-modified"),
-        };
-        let (items, refresh_after_s) = split(&decode(&body));
+            refresh_s: refresh_after_s,
+            not_before_ms: None,
+        }
+        .next_check();
         let changed = items
             .iter()
             .map(|(href, raw)| Listed {
@@ -166,6 +201,7 @@ impl Webcal {
 /// refresh interval. Components without a UID are named by their content hash.
 pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, Option<u64>) {
     let mut groups: BTreeMap<String, (Component, Vec<Component>)> = BTreeMap::new();
+    let mut broken: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut refresh = None;
     let mut rest = text;
     while let Some(start) = find_ci(rest, "BEGIN:VCALENDAR") {
@@ -175,8 +211,13 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, Option<u64>) {
         };
         let end = end + "END:VCALENDAR".len();
         rest = &chunk[end..];
-        let Ok(calendar) = Component::parse(&chunk[..end]) else {
-            continue;
+        let calendar = match Component::parse(&chunk[..end]) {
+            Ok(calendar) => calendar,
+            Err(_) => {
+                let (calendar, unreadable) = salvage(&chunk[..end]);
+                broken.extend(unreadable);
+                calendar
+            }
         };
         for p in &calendar.properties {
             if p.name == "REFRESH-INTERVAL" || p.name == "X-PUBLISHED-TTL" {
@@ -210,7 +251,7 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, Option<u64>) {
             entry.0.children.push(child.clone());
         }
     }
-    let items = groups
+    let mut items: BTreeMap<String, Vec<u8>> = groups
         .into_iter()
         .map(|(uid, (mut shell, timezones))| {
             let mut children = timezones;
@@ -222,7 +263,89 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, Option<u64>) {
             )
         })
         .collect();
+    items.append(&mut broken);
     (items, refresh)
+}
+
+/// Top-level component kinds of a calendar: a BEGIN of one inside another means the first
+/// was never ended.
+const TOP_LEVEL: [&str; 5] = ["VEVENT", "VTODO", "VJOURNAL", "VTIMEZONE", "VFREEBUSY"];
+
+/// A calendar whose structure is broken, read component by component: the readable ones in
+/// a calendar shell, and each unreadable one as an item of its own (by href) that the sync
+/// quarantines with the reason.
+fn salvage(text: &str) -> (Component, BTreeMap<String, Vec<u8>>) {
+    let mut calendar = Component {
+        name: "VCALENDAR".to_owned(),
+        properties: Vec::new(),
+        children: Vec::new(),
+    };
+    let mut broken = BTreeMap::new();
+    let mut block: Vec<String> = Vec::new();
+    let mut depth = 0usize;
+    let mut flush = |block: &mut Vec<String>, calendar: &mut Component| {
+        if block.is_empty() {
+            return;
+        }
+        let text = block.join("\r\n") + "\r\n";
+        match Component::parse(&text) {
+            Ok(component) if block.len() > 1 => calendar.children.push(component),
+            _ => {
+                let uid = block
+                    .iter()
+                    .find_map(|l| l.strip_prefix("UID:"))
+                    .map_or_else(|| sha256_hex(text.as_bytes()), |u| u.trim().to_owned());
+                let raw = format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{text}END:VCALENDAR\r\n");
+                let href = super::storage::name_for_uid(
+                    &format!("unreadable-{uid}"),
+                    super::item::ItemKind::Calendar,
+                );
+                broken.insert(href, raw.into_bytes());
+            }
+        }
+        block.clear();
+    };
+    for line in super::item::unfold(text) {
+        let upper = line.to_ascii_uppercase();
+        let begins = upper.strip_prefix("BEGIN:").map(str::trim);
+        let ends = upper.strip_prefix("END:").map(str::trim);
+        if begins == Some("VCALENDAR") || ends == Some("VCALENDAR") {
+            flush(&mut block, &mut calendar);
+            depth = 0;
+            continue;
+        }
+        if let Some(kind) = begins
+            && TOP_LEVEL.contains(&kind)
+            && depth > 0
+        {
+            // The block before never ended.
+            flush(&mut block, &mut calendar);
+            depth = 0;
+        }
+        if depth == 0 && begins.is_none() {
+            if ends.is_none() {
+                let name = line
+                    .split([':', ';'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_uppercase();
+                calendar.properties.push(Property { name, line });
+            }
+            continue;
+        }
+        block.push(line);
+        if begins.is_some() {
+            depth += 1;
+        } else if ends.is_some() {
+            depth = depth.saturating_sub(1);
+            if depth == 0 {
+                flush(&mut block, &mut calendar);
+            }
+        }
+    }
+    flush(&mut block, &mut calendar);
+    (calendar, broken)
 }
 
 fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
@@ -274,6 +397,22 @@ mod tests {
             text.contains("A moved") && text.contains("TZID:Europe/Berlin"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_broken_event_is_set_aside_and_the_others_kept() {
+        // The second event never ends: the calendar's structure is broken.
+        let text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:good\r\nSUMMARY:Good\r\nBEGIN:VALARM\r\nACTION:DISPLAY\r\nEND:VALARM\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:bad\r\nSUMMARY:Bad\r\nBEGIN:VEVENT\r\nUID:after\r\nSUMMARY:After\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let (items, _) = split(text);
+        assert_eq!(
+            items.keys().collect::<Vec<_>>(),
+            ["after.ics", "good.ics", "unreadable-bad.ics"]
+        );
+        let good = Item::parse(items["good.ics"].clone()).unwrap();
+        assert_eq!(good.summary, "Good");
+        assert!(String::from_utf8_lossy(&items["good.ics"]).contains("BEGIN:VALARM"));
+        let bad = Item::parse(items["unreadable-bad.ics"].clone()).unwrap_err();
+        assert!(bad.reason.contains("VEVENT"), "{bad:?}");
     }
 
     #[test]
