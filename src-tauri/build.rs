@@ -40,6 +40,17 @@ const COMMANDS: &[&str] = &[
     "remove_pair",
     "sync_pair",
     "set_pair",
+    "add_account_pair",
+    "known_collections",
+    "mappings",
+    "add_all_collections",
+    "sync_mapping",
+    "remove_mapping",
+    // the Conflicts page (src/commands/conflicts.rs)
+    "conflicts_list",
+    "conflict_show",
+    "conflict_preview",
+    "conflict_resolve",
 ];
 
 fn main() {

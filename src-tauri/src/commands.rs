@@ -1,9 +1,10 @@
 //! The IPC commands the settings window calls (ui/src/lib/ipc.ts mirrors them). Each is a thin
 //! call into [`Shell`] / `concord-core`; errors come back as sentences a person can read.
 //! Grouped by page: the shell-wide ones here, [`activity`] for the Activity page, [`feeds`] for
-//! the Feeds page, [`sync`] for the Accounts and Pairs pages.
+//! the Feeds page, [`sync`] for the Accounts and Pairs pages, [`conflicts`] for the Conflicts page.
 
 pub mod activity;
+pub mod conflicts;
 pub mod feeds;
 pub mod sync;
 

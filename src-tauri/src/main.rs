@@ -103,6 +103,16 @@ fn main() -> ExitCode {
             commands::sync::remove_pair,
             commands::sync::sync_pair,
             commands::sync::set_pair,
+            commands::sync::add_account_pair,
+            commands::sync::known_collections,
+            commands::sync::mappings,
+            commands::sync::add_all_collections,
+            commands::sync::sync_mapping,
+            commands::sync::remove_mapping,
+            commands::conflicts::conflicts_list,
+            commands::conflicts::conflict_show,
+            commands::conflicts::conflict_preview,
+            commands::conflicts::conflict_resolve,
         ])
         .plugin(window::navigation_guard())
         .manage(commands::feeds::Refreshing::default())
@@ -144,7 +154,7 @@ fn setup(app: &mut App, data_dir: &Path, hidden: bool) -> Result<(), Box<dyn std
     tracing::info!(data_dir = %data_dir.display(), line = %status.line, "Concord started");
 
     let tray = tray::build(app.handle(), &status)?;
-    app.manage(Shell::new(concord, tray, status));
+    app.manage(Shell::new(app.handle(), concord, tray, status));
     if !hidden {
         window::show_main(app.handle());
     }

@@ -1,14 +1,16 @@
 //! The app's one piece of state: the opened [`Concord`] and the status last shown. Every change,
 //! whether it comes from a command, the tray menu or the 2 s poll, goes through [`Shell::publish`],
-//! which updates the tray and tells the window (`status-changed`) only when the status changed.
+//! which updates the tray and tells the window (`status-changed`) only when the status changed,
+//! and announces new conflicts once no sync is running (so one run makes one notification).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use concord_core::{Concord, CoreError, Status};
 use tauri::{AppHandle, Emitter, Manager, Wry};
 use tokio::sync::Mutex;
 
-use crate::attention;
+use crate::attention::{self, ConflictNotices};
 use crate::tray::TrayMenu;
 
 /// The event the settings window listens to; its payload is the new [`Status`].
@@ -24,14 +26,21 @@ pub struct Shell {
     /// What the tray and the window show now; `None` after a failed read, so the next good read
     /// is published whatever it says. Held across a publish so updates never reorder.
     shown: Mutex<Option<Status>>,
+    /// The conflicts already announced; the first read (in [`Shell::new`]) only learns them.
+    notices: Arc<ConflictNotices>,
 }
 
 impl Shell {
-    pub fn new(concord: Concord, tray: TrayMenu, shown: Status) -> Self {
+    /// Blocks on SQLite once, to learn the conflicts already open (they are not announced
+    /// again: the tray shows them).
+    pub fn new(app: &AppHandle<Wry>, concord: Concord, tray: TrayMenu, shown: Status) -> Self {
+        let notices = Arc::new(ConflictNotices::new());
+        notices.announce_new(app, &concord);
         Self {
             concord,
             tray,
             shown: Mutex::new(Some(shown)),
+            notices,
         }
     }
 
@@ -85,6 +94,9 @@ impl Shell {
             {
                 attention::announce(app, &self.concord);
             }
+            if status.jobs.running == 0 {
+                self.announce_new_conflicts(app).await;
+            }
             self.tray.show(app, &status);
             if let Err(error) = app.emit(STATUS_CHANGED, &status) {
                 tracing::warn!(%error, "cannot tell the window the status changed");
@@ -92,6 +104,21 @@ impl Shell {
             *shown = Some(status.clone());
         }
         Ok(status)
+    }
+
+    /// One notification for the conflicts opened since the last announcement, if any.
+    async fn announce_new_conflicts(&self, app: &AppHandle<Wry>) {
+        let notices = self.notices.clone();
+        let app = app.clone();
+        let announced = self
+            .blocking(move |concord| {
+                notices.announce_new(&app, concord);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .await;
+        if let Err(error) = announced {
+            tracing::warn!(%error, "cannot announce new conflicts");
+        }
     }
 
     pub async fn set_paused(&self, app: &AppHandle<Wry>, paused: bool) -> Result<Status, String> {

@@ -1,13 +1,15 @@
-//! The tray icon and its menu: the status line first (disabled, it is information), then
-//! Sync now, Pause/Resume, Open Concord, Quit. On Linux (libayatana) every click opens the
+//! The tray icon and its menu: the status line first, then Sync now, Pause/Resume, Open
+//! Concord, Quit. The status line is information, disabled, except while conflicts wait ("3
+//! conflicts"): then it opens the Conflicts page. On Linux (libayatana) every click opens the
 //! menu; there are no click events and no tooltip.
 
 use concord_core::{Status, StatusState};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Manager, Wry, include_image};
+use tauri::{AppHandle, Emitter, Manager, Wry, include_image};
 
+use crate::commands::feeds::OPEN_PAGE;
 use crate::shell::Shell;
 use crate::window;
 
@@ -29,7 +31,13 @@ pub struct TrayMenu {
 /// Builds the tray showing `status`. Call once, from `setup`.
 pub fn build(app: &AppHandle<Wry>, status: &Status) -> tauri::Result<TrayMenu> {
     let tray = TrayMenu {
-        status: MenuItem::with_id(app, STATUS, &status.line, false, None::<&str>)?,
+        status: MenuItem::with_id(
+            app,
+            STATUS,
+            &status.line,
+            opens_conflicts(status),
+            None::<&str>,
+        )?,
         pause: MenuItem::with_id(app, PAUSE, pause_label(status), true, None::<&str>)?,
     };
     let menu = Menu::with_items(
@@ -58,7 +66,11 @@ impl TrayMenu {
     /// Shows `status`: the first line, the Pause/Resume label and the icon.
     pub fn show(&self, app: &AppHandle<Wry>, status: &Status) {
         self.show_line(app, &status.line, icon(status.state));
-        if let Err(error) = self.pause.set_text(pause_label(status)) {
+        let updated = self
+            .pause
+            .set_text(pause_label(status))
+            .and_then(|()| self.status.set_enabled(opens_conflicts(status)));
+        if let Err(error) = updated {
             tracing::warn!(%error, "cannot update the tray menu");
         }
     }
@@ -67,6 +79,9 @@ impl TrayMenu {
     pub fn show_unreadable(&self, app: &AppHandle<Wry>, error: &str) {
         let line = format!("Cannot read the status: {error}");
         self.show_line(app, &line, icon(StatusState::Error));
+        if let Err(error) = self.status.set_enabled(false) {
+            tracing::warn!(%error, "cannot update the tray menu");
+        }
     }
 
     fn show_line(&self, app: &AppHandle<Wry>, line: &str, icon: Image<'static>) {
@@ -81,6 +96,12 @@ impl TrayMenu {
             tracing::warn!(%error, "cannot update the tray");
         }
     }
+}
+
+/// The status line names the conflicts ("3 conflicts") whenever there are some (the worst
+/// state wins, and conflicts are the worst): a click on it opens them.
+fn opens_conflicts(status: &Status) -> bool {
+    status.conflicts > 0
 }
 
 fn pause_label(status: &Status) -> &'static str {
@@ -107,6 +128,12 @@ fn on_menu_event(app: &AppHandle<Wry>, event: MenuEvent) {
             app.state::<Shell>().toggle_paused(&app).await
         }),
         OPEN => window::show_main(app),
+        STATUS => {
+            window::show_main(app);
+            if let Err(error) = app.emit(OPEN_PAGE, "conflicts") {
+                tracing::warn!(%error, "cannot open the Conflicts page");
+            }
+        }
         QUIT => app.exit(0),
         _ => {}
     }

@@ -74,6 +74,39 @@ pub fn app_binary() -> PathBuf {
     path
 }
 
+/// The process id of the app WebDriver launched on `data_dir`: the process running
+/// [`app_binary`] with `CONCORD_DATA_DIR` set to it (tauri-driver passes its environment on), so
+/// a test can watch that app's tray too.
+pub fn app_pid_on(data_dir: &Path) -> Result<u32, String> {
+    let binary = app_binary();
+    let binary = std::fs::canonicalize(&binary).unwrap_or(binary);
+    let wanted = format!("CONCORD_DATA_DIR={}", data_dir.display());
+    let processes = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
+    for entry in processes.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Processes of other users, or gone meanwhile, cannot be read: not ours.
+        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
+        if exe != binary {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
+            return Ok(pid);
+        }
+    }
+    Err(format!("no {} running with {wanted} yet", binary.display()))
+}
+
 fn target_dir() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     match std::env::var_os("CARGO_TARGET_DIR") {

@@ -688,6 +688,56 @@ fn ics_files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
     found
 }
 
+/// PUTs an event "Planning" with `uid` into the server's calendar, as another client would.
+fn put_event(server: &concord_e2e::servers::DavServer, uid: &str) {
+    let event = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//e2e//EN\r\nBEGIN:VEVENT\r\n\
+         UID:{uid}\r\nDTSTAMP:20260101T090000Z\r\nDTSTART:20260105T090000Z\r\n\
+         DTEND:20260105T100000Z\r\nSUMMARY:Planning\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    );
+    let put = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args([
+            "-u",
+            &format!("{}:{}", server.username(), server.password()),
+        ])
+        .args(["-H", "Content-Type: text/calendar; charset=utf-8"])
+        .args(["--data-binary", &event])
+        .arg(format!("{}{uid}.ics", server.calendar_url()))
+        .output()
+        .expect("run curl");
+    let code = String::from_utf8_lossy(&put.stdout).into_owned();
+    assert!(code.starts_with('2'), "PUT the event: HTTP {code}");
+}
+
+/// The event `uid` as the server's calendar holds it (GET, as another client would), or the
+/// HTTP status it answered instead.
+fn get_event(server: &concord_e2e::servers::DavServer, uid: &str) -> Result<String, String> {
+    let got = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}"])
+        .args([
+            "-u",
+            &format!("{}:{}", server.username(), server.password()),
+        ])
+        .arg(format!("{}{uid}.ics", server.calendar_url()))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&got.stdout).into_owned();
+    match text.rsplit_once('\n') {
+        Some((body, code)) if code.starts_with('2') => Ok(body.to_owned()),
+        Some((_, code)) => Err(format!("HTTP {code}")),
+        None => Err(format!("no answer: {text:?}")),
+    }
+}
+
+/// A fresh Radicale with its calendar and address book, started off the test's thread.
+async fn radicale() -> concord_e2e::servers::DavServer {
+    tokio::task::spawn_blocking(concord_e2e::servers::DavServer::radicale)
+        .await
+        .expect("the fixture's thread")
+        .expect("start Radicale")
+}
+
 /// Fills in the Accounts page's form for a CalDAV account on `server` and adds it.
 async fn add_account(
     client: &fantoccini::Client,
@@ -695,9 +745,27 @@ async fn add_account(
     name: &str,
     password: &str,
 ) {
+    add_account_at(
+        client,
+        &server.base_url(),
+        server.username(),
+        name,
+        password,
+    )
+    .await;
+}
+
+/// The same, with the server's address as a person might type it (`address`).
+async fn add_account_at(
+    client: &fantoccini::Client,
+    address: &str,
+    username: &str,
+    name: &str,
+    password: &str,
+) {
     let fields = [
-        ("#account-url", server.base_url()),
-        ("#account-username", server.username().to_owned()),
+        ("#account-url", address.to_owned()),
+        ("#account-username", username.to_owned()),
         ("#account-password", password.to_owned()),
         ("#account-name", name.to_owned()),
     ];
@@ -710,29 +778,9 @@ async fn add_account(
 #[tokio::test]
 async fn a_caldav_account_added_in_the_window_syncs_its_calendar_to_a_folder() {
     let _turn = one_app_at_a_time().await;
-    let server = tokio::task::spawn_blocking(concord_e2e::servers::DavServer::radicale)
-        .await
-        .expect("the fixture's thread")
-        .expect("start Radicale");
+    let server = radicale().await;
     // An event already on the server, PUT as another client would.
-    let event = format!(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//e2e//EN\r\nBEGIN:VEVENT\r\n\
-         UID:{SERVER_EVENT_UID}\r\nDTSTAMP:20260101T090000Z\r\nDTSTART:20260105T090000Z\r\n\
-         DTEND:20260105T100000Z\r\nSUMMARY:Planning\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    );
-    let put = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-        .args([
-            "-u",
-            &format!("{}:{}", server.username(), server.password()),
-        ])
-        .args(["-H", "Content-Type: text/calendar; charset=utf-8"])
-        .args(["--data-binary", &event])
-        .arg(format!("{}{SERVER_EVENT_UID}.ics", server.calendar_url()))
-        .output()
-        .expect("run curl");
-    let code = String::from_utf8_lossy(&put.stdout).into_owned();
-    assert!(code.starts_with('2'), "PUT the event: HTTP {code}");
+    put_event(&server, SERVER_EVENT_UID);
 
     let driver = WebDriver::start().await;
     let client = driver.session().await;
@@ -758,13 +806,33 @@ async fn a_caldav_account_added_in_the_window_syncs_its_calendar_to_a_folder() {
     )
     .await;
 
-    // Discovery finds the calendar (and the address book); the calendar is chosen.
+    // Discovery finds the calendar by its name, and the address book; the calendar is chosen.
     click(
         &client,
         &format!("{account} [data-action=discover]"),
         CHANGE_TIMEOUT,
     )
     .await;
+    let listed = text_containing(
+        &client,
+        &format!("{account} [data-testid=collections-1]"),
+        "Calendar",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    // Radicale's calendar takes every component; the words say what it holds.
+    assert!(
+        listed.contains("calendar of events, tasks, journal"),
+        "{listed}"
+    );
+    assert!(listed.contains(server.calendar_path()), "{listed}");
+    assert!(
+        listed.contains(&format!(
+            "Contacts address book · {}",
+            server.address_book_path()
+        )),
+        "{listed}"
+    );
     let calendar = format!("{account} input[data-href=\"{}\"]", server.calendar_path());
     click(&client, &calendar, CHANGE_TIMEOUT).await;
     click(
@@ -920,6 +988,312 @@ async fn a_caldav_account_added_in_the_window_syncs_its_calendar_to_a_folder() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     element(&client, account, CHANGE_TIMEOUT).await;
+
+    client.close().await.unwrap();
+}
+
+/// A calendar named "Travel", as another client makes one.
+const MKCALENDAR_TRAVEL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:set><D:prop><D:displayname>Travel</D:displayname></D:prop></D:set>
+</C:mkcalendar>"#;
+
+/// Sends `method` to `url` on the server with curl, as another client would; fails the test
+/// unless the server answers 2xx.
+fn dav_request(server: &concord_e2e::servers::DavServer, method: &str, url: &str, body: &str) {
+    let sent = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+        .args([
+            "-u",
+            &format!("{}:{}", server.username(), server.password()),
+        ])
+        .args(["-H", "Content-Type: application/xml; charset=utf-8"])
+        .args(["--data-binary", body])
+        .arg(url)
+        .output()
+        .expect("run curl");
+    let code = String::from_utf8_lossy(&sent.stdout).into_owned();
+    assert!(code.starts_with('2'), "{method} {url}: HTTP {code}");
+}
+
+/// Discovers `account`'s collections in the window and waits until they are listed.
+async fn discover(client: &fantoccini::Client, account: &str, id: usize) -> String {
+    click(
+        client,
+        &format!("{account} [data-action=discover]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    text_containing(
+        client,
+        &format!("{account} [data-testid=collections-{id}]"),
+        "Calendar",
+        CHANGE_TIMEOUT,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn all_collections_of_an_account_sync_from_the_window_each_into_its_own_folder() {
+    let _turn = one_app_at_a_time().await;
+    let server = radicale().await;
+    put_event(&server, SERVER_EVENT_UID);
+
+    let driver = WebDriver::start().await;
+    let client = driver.session().await;
+    click(&client, "[data-page=accounts]", STARTUP_TIMEOUT).await;
+    // Typed as a person would: host and port, no scheme (this machine: plain http is fine).
+    let address = format!("127.0.0.1:{}", server.port());
+    add_account_at(
+        &client,
+        &address,
+        server.username(),
+        "radicale",
+        server.password(),
+    )
+    .await;
+    let account = "[data-testid=account-1]";
+    text_containing(&client, account, "radicale", CHANGE_TIMEOUT).await;
+    let listed = discover(&client, account, 1).await;
+    assert!(listed.contains("Contacts"), "{listed}");
+
+    // All of them, and new ones as they appear, into folders under the data directory.
+    click(
+        &client,
+        &format!("{account} [data-action=add-all]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let made = text_containing(
+        &client,
+        &format!("{account} [data-testid=paired]"),
+        "All collections sync into",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    assert!(made.contains("2 pairs made"), "{made}");
+    let mapping = format!("{account} [data-testid=mapping-radicale-all]");
+    let root = driver.data_dir.path().join("vdir").join("radicale-all");
+    let shown = text_containing(&client, &mapping, "2 collections, listed", CHANGE_TIMEOUT).await;
+    assert!(shown.contains(&root.display().to_string()), "{shown}");
+
+    // Sync now: the server's event reaches the calendar's folder; the address book has one.
+    click(
+        &client,
+        &format!("{mapping} [data-action=sync-mapping]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let result = text_containing(
+        &client,
+        &format!("{mapping} [data-testid=mapping-result]"),
+        "2 collections synced",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(result.contains("1 created on side b"), "{result}");
+    let files = ics_files_under(&root);
+    assert_eq!(
+        files.len(),
+        1,
+        "one event under {}: {files:?}",
+        root.display()
+    );
+    assert!(
+        files[0].0.starts_with(root.join("calendar")),
+        "in the calendar's own folder: {files:?}"
+    );
+    assert!(
+        files[0].1.contains(SERVER_EVENT_UID) && files[0].1.contains("SUMMARY:Planning"),
+        "the server's event, as it was: {files:?}"
+    );
+    assert!(root.join("contacts").is_dir(), "the address book's folder");
+
+    // A calendar made on the server later is paired at the next Sync now, and one deleted
+    // there is reported, its folder kept.
+    let travel = server.url("/user/travel/");
+    dav_request(&server, "MKCALENDAR", &travel, MKCALENDAR_TRAVEL);
+    click(
+        &client,
+        &format!("{mapping} [data-action=sync-mapping]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let result = text_containing(
+        &client,
+        &format!("{mapping} [data-testid=mapping-result]"),
+        "1 new collection paired",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(result.contains("3 collections synced"), "{result}");
+    text_containing(&client, &mapping, "radicale-all/travel", CHANGE_TIMEOUT).await;
+    assert!(root.join("travel").is_dir(), "the new calendar's folder");
+    dav_request(&server, "DELETE", &travel, "");
+    click(
+        &client,
+        &format!("{mapping} [data-action=sync-mapping]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let result = text_containing(
+        &client,
+        &format!("{mapping} [data-testid=mapping-result]"),
+        "1 collection gone from the server",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(result.contains("2 collections synced"), "{result}");
+    text_containing(
+        &client,
+        &format!("{mapping} [data-gone=true]"),
+        "radicale-all/travel",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    assert!(
+        root.join("travel").is_dir(),
+        "the vanished calendar's folder stays"
+    );
+
+    // The pairs it made are on the Pairs page with what they hold.
+    click(&client, "[data-page=pairs]", CHANGE_TIMEOUT).await;
+    text_containing(
+        &client,
+        "[data-name=\"radicale-all/calendar\"] [data-testid=pair-counts]",
+        "1 item",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    element(
+        &client,
+        "[data-name=\"radicale-all/contacts\"]",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_calendar_on_one_server_is_paired_with_a_calendar_on_another_from_the_window() {
+    let _turn = one_app_at_a_time().await;
+    let (first, second) = (radicale().await, radicale().await);
+    put_event(&first, SERVER_EVENT_UID);
+
+    let driver = WebDriver::start().await;
+    let client = driver.session().await;
+    click(&client, "[data-page=accounts]", STARTUP_TIMEOUT).await;
+    add_account(&client, &first, "first", first.password()).await;
+    text_containing(&client, "[data-testid=account-1]", "first", CHANGE_TIMEOUT).await;
+    add_account(&client, &second, "second", second.password()).await;
+    text_containing(&client, "[data-testid=account-2]", "second", CHANGE_TIMEOUT).await;
+    discover(&client, "[data-testid=account-1]", 1).await;
+    discover(&client, "[data-testid=account-2]", 2).await;
+
+    // Side a: the first server's calendar; side b: the second's.
+    let option = |id: usize, path: &str| format!("option[value=\"{id} {path}\"]");
+    click(
+        &client,
+        &format!("#pair-end-a {}", option(1, first.calendar_path())),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    click(
+        &client,
+        &format!("#pair-end-b {}", option(2, second.calendar_path())),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    click(&client, "[data-action=add-account-pair]", CHANGE_TIMEOUT).await;
+    text_containing(
+        &client,
+        "[data-testid=account-pair-result]",
+        "Pair made",
+        CHANGE_TIMEOUT,
+    )
+    .await;
+
+    click(&client, "[data-page=pairs]", CHANGE_TIMEOUT).await;
+    let pair = "[data-testid=pair-1]";
+    let sides = text_containing(&client, pair, "Not synced yet", CHANGE_TIMEOUT).await;
+    assert!(sides.contains(&first.calendar_url()), "{sides}");
+    assert!(sides.contains(&second.calendar_url()), "{sides}");
+    click(
+        &client,
+        &format!("{pair} [data-action=sync]"),
+        CHANGE_TIMEOUT,
+    )
+    .await;
+    let result = text_containing(
+        &client,
+        &format!("{pair} [data-testid=sync-result]"),
+        "Synced",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(result.contains("1 created on side b"), "{result}");
+    let copied = get_event(&second, SERVER_EVENT_UID)
+        .unwrap_or_else(|why| panic!("the event on the second server: {why}"));
+    assert!(copied.contains("SUMMARY:Planning"), "{copied}");
+
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn test_connection_in_the_window_says_why_an_address_is_no_calendar_server() {
+    use concord_e2e::front::{FrontServer, HttpResponse};
+    let _turn = one_app_at_a_time().await;
+    // A web server that answers every request with a page: not a calendar server.
+    let web = FrontServer::start(|_| {
+        HttpResponse::new(200, "<html>a blog</html>").with_header("Content-Type", "text/html")
+    })
+    .expect("start the web server");
+    // Nothing listens on a port just let go of.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+
+    let driver = WebDriver::start().await;
+    let client = driver.session().await;
+    click(&client, "[data-page=accounts]", STARTUP_TIMEOUT).await;
+    let cases = [
+        (web.url("/"), "blog", "Not a CalDAV/CardDAV server"),
+        (
+            format!("127.0.0.1:{closed}"),
+            "gone",
+            "Cannot reach the server",
+        ),
+    ];
+    for (id, (address, name, answer)) in cases.iter().enumerate() {
+        add_account_at(&client, address, "ada", name, "secret").await;
+        // Numbered in the order they were added.
+        let row = format!("[data-testid=account-{}]", id + 1);
+        text_containing(&client, &row, name, CHANGE_TIMEOUT).await;
+        click(
+            &client,
+            &format!("{row} [data-action=test]"),
+            CHANGE_TIMEOUT,
+        )
+        .await;
+        let said = text_containing(
+            &client,
+            &format!("{row} [data-testid=test-result]"),
+            answer,
+            Duration::from_secs(30),
+        )
+        .await;
+        attribute_becomes(
+            &client,
+            &format!("{row} [data-testid=test-result]"),
+            "data-ok",
+            "false",
+            CHANGE_TIMEOUT,
+        )
+        .await;
+        assert!(!said.contains("Connected"), "{said}");
+    }
 
     client.close().await.unwrap();
 }

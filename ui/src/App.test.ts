@@ -77,17 +77,6 @@ describe('navigation', () => {
     window.location.hash = '#/nowhere';
     expect(await screen.findByTestId('page-accounts')).toBeInTheDocument();
   });
-
-  test('pages not built yet say so, and say what is there', async () => {
-    const backend = fakeBackend();
-    openAt('conflicts');
-    expect(await screen.findByText(/^No conflicts\./)).toBeInTheDocument();
-
-    backend.status = { ...IDLE, conflicts: 2 };
-    await settle();
-    await emit('status-changed', backend.status);
-    expect(await screen.findByText(/^2 conflicts waiting for your choice\./)).toBeInTheDocument();
-  });
 });
 
 describe('status strip', () => {

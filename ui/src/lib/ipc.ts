@@ -231,6 +231,8 @@ export interface Collection {
   href: string;
   display_name: string | null;
   color: string | null;
+  /** What a calendar accepts ("VEVENT", "VTODO", "VJOURNAL"); empty for address books. */
+  components?: string[];
 }
 
 export interface PairSide {
@@ -426,6 +428,11 @@ export function discoverCollections(name: string): Promise<Collection[]> {
   return call('discover_collections', { name });
 }
 
+/** What discovery last found on a server account, without asking the server (empty before). */
+export function knownCollections(name: string): Promise<Collection[]> {
+  return call('known_collections', { name });
+}
+
 /** Removes the account, its pairs and its password; folders and item history stay. */
 export function removeAccount(name: string): Promise<void> {
   return call('remove_account', { name });
@@ -465,6 +472,84 @@ export function setPair(name: string, settings: PairSettings): Promise<void> {
   return call('set_pair', { name, ...settings });
 }
 
+/** One side of a pair between two accounts: an account and one of its collections. */
+export interface PairEnd {
+  account: string;
+  collection: Collection;
+}
+
+/** Pairs a collection of one account with one of another (e.g. calendars on two servers). */
+export function addAccountPair(a: PairEnd, b: PairEnd): Promise<Pair> {
+  return call('add_account_pair', { a, b });
+}
+
+/** One collection of an "all collections" mapping and its pair. */
+export interface MappedPair {
+  pair: string;
+  collection_url: string;
+  folder: string;
+  /** When the collection vanished from the server: its pair no longer syncs, its folder stays. */
+  gone_since_ms: number | null;
+}
+
+/** Every calendar and address book of an account, each in its own folder under `folder`
+ *  (crates/core sync/mapping.rs), with its schedule. */
+export interface CollectionMapping {
+  id: number;
+  name: string;
+  account: string;
+  account_id: number;
+  folder: string;
+  direction: Direction;
+  conflict_policy: ConflictPolicy;
+  every_minutes: number;
+  /** When the account's collections were last listed. */
+  last_refresh_at_ms: number | null;
+  last_error: string | null;
+  pairs: MappedPair[];
+  next_sync_at_ms: number | null;
+  attention: string | null;
+}
+
+/** What one listing of an account's collections changed. */
+export interface CollectionsRefresh {
+  mapping: string;
+  /** Pairs made for collections seen for the first time. */
+  created: string[];
+  /** A sentence per pair whose collection vanished. */
+  gone: string[];
+  active: string[];
+}
+
+/** What Sync now of all collections did: the listing, then each collection's sync. */
+export interface MappingReport {
+  refresh: CollectionsRefresh;
+  reports: SyncReport[];
+  errors: string[];
+}
+
+export function mappings(): Promise<CollectionMapping[]> {
+  return call('mappings');
+}
+
+/** Syncs all collections of a server account, and new ones as they appear; `folder` (or one
+ *  under the data directory) holds a folder per collection. */
+export function addAllCollections(
+  account: string,
+  folder: string | null,
+): Promise<CollectionMapping> {
+  return call('add_all_collections', { account, folder });
+}
+
+export function syncMapping(name: string): Promise<MappingReport> {
+  return call('sync_mapping', { name });
+}
+
+/** Stops syncing all collections of an account; folders and item history stay. */
+export function removeMapping(name: string): Promise<void> {
+  return call('remove_mapping', { name });
+}
+
 export async function onFeedsRefreshed(
   handler: (summary: RefreshSummary) => void,
 ): Promise<UnlistenFn> {
@@ -492,4 +577,111 @@ export function errorMessage(error: unknown): string {
   if (typeof error === 'string' && error.trim() !== '') return error;
   if (error instanceof Error && error.message !== '') return error.message;
   return 'Concord gave no reason.';
+}
+
+// Conflicts (crates/core sync/conflicts.rs, src-tauri commands/conflicts.rs), for the Conflicts
+// page.
+
+/** Side A or B of a pair, as a per-field choice names it. */
+export type ConflictSide = 'a' | 'b';
+
+/** What an item says, in a person's words. */
+export interface ConflictDetails {
+  /** Event or task title, or the contact's name. */
+  title: string | null;
+  /** Start (or due) as core words it, e.g. "2026-12-01 10:00 UTC". */
+  when: string | null;
+  /** RFC 3339 in UTC, or "YYYY-MM-DD" for a whole day: the window shows it in the local zone. */
+  starts_at: string | null;
+  location: string | null;
+  attendees: string[];
+  emails: string[];
+  phones: string[];
+}
+
+/** One version of a conflicting item. */
+export interface ConflictVersion {
+  href: string | null;
+  etag: string | null;
+  details: ConflictDetails;
+  content: string;
+}
+
+/** An open conflict, as the inbox lists it. */
+export interface ConflictSummary {
+  id: number;
+  pair: string;
+  uid: string;
+  /** "both-edited", "edit-delete" or "both-created". */
+  kind: string;
+  summary: string;
+  /** The properties both sides changed, as recorded. */
+  properties: string[];
+  /** A's version, else B's. */
+  details: ConflictDetails;
+  updated_at_ms: number;
+}
+
+/** One field of a conflicting item, on each side. */
+export interface ConflictField {
+  /** The key a per-field choice uses, e.g. "VEVENT SUMMARY". */
+  name: string;
+  /** In a person's words: "Title", "Location", "Emails". */
+  label: string;
+  /** Readable value(s); null when the field is absent there. */
+  base: string | null;
+  a: string | null;
+  b: string | null;
+  /** A and B differ here: the person may choose. */
+  differs: boolean;
+  /** Both sides changed it differently: a per-field resolution must choose. */
+  conflict: boolean;
+}
+
+/** One conflict with its base and both sides (null: deleted on that side). */
+export interface ConflictDetail extends ConflictSummary {
+  base: ConflictVersion | null;
+  a: ConflictVersion | null;
+  b: ConflictVersion | null;
+  /** "VEVENT SUMMARY"-style names of what A and B hold differently. */
+  differing: string[];
+  fields: ConflictField[];
+}
+
+/** The item a per-field choice would give. */
+export interface ConflictPreview {
+  content: string;
+  details: ConflictDetails;
+  /** Conflicting fields not chosen yet (A's value is shown for them). */
+  unchosen: string[];
+}
+
+export type ConflictChoice = { keep: 'a' | 'b' | 'both' } | { pick: Record<string, ConflictSide> };
+
+/** What a resolution did: `refreshed` when a side changed since (nothing was overwritten). */
+export type Resolution =
+  | { outcome: 'resolved'; uid: string; kept: 'a' | 'b' | 'both'; copy_uid: string | null }
+  | { outcome: 'picked'; uid: string; picked: Record<string, ConflictSide> }
+  | { outcome: 'refreshed'; uid: string; closed: boolean };
+
+/** Every open conflict, oldest first. */
+export function conflictsList(): Promise<ConflictSummary[]> {
+  return call('conflicts_list');
+}
+
+export function conflictShow(id: number): Promise<ConflictDetail> {
+  return call('conflict_show', { id });
+}
+
+/** The item `picks` would give; fields not named follow the merge. */
+export function conflictPreview(
+  id: number,
+  picks: Record<string, ConflictSide>,
+): Promise<ConflictPreview> {
+  return call('conflict_preview', { id, picks });
+}
+
+/** Runs the resolution as a durable job and resolves once it is done. */
+export function conflictResolve(id: number, choice: ConflictChoice): Promise<Resolution> {
+  return call('conflict_resolve', { id, choice });
 }

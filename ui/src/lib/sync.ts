@@ -5,7 +5,9 @@ import { formatTime, plural } from './format';
 import type {
   Account,
   Collection,
+  CollectionMapping,
   ConflictPolicy,
+  MappingReport,
   Direction,
   Pair,
   PairSide,
@@ -47,6 +49,73 @@ export function collectionName(collection: Collection): string {
   }
   const parts = collection.href.split('/').filter((p) => p !== '');
   return parts[parts.length - 1] ?? collection.href;
+}
+
+/** What a calendar holds, in words, from the components its server accepts. */
+const COMPONENT_WORDS: Record<string, string> = {
+  VEVENT: 'events',
+  VTODO: 'tasks',
+  VJOURNAL: 'journal',
+};
+
+/** "calendar of events, tasks", "address book". */
+export function contentsOf(collection: Collection): string {
+  if (collection.kind === 'address-book') return 'address book';
+  // In one order whatever order the server lists them in.
+  const offered = collection.components ?? [];
+  const words = Object.entries(COMPONENT_WORDS)
+    .filter(([name]) => offered.includes(name))
+    .map(([, word]) => word);
+  return words.length === 0 ? 'calendar' : `calendar of ${words.join(', ')}`;
+}
+
+/** A server's colour, shown only when it is a plain hex colour (never CSS from a server). */
+export function swatchOf(collection: Collection): string | null {
+  const color = collection.color?.trim() ?? '';
+  return /^#[0-9a-fA-F]{3,8}$/.test(color) ? color : null;
+}
+
+/** "3 collections, listed 22 Nov 2026, 10:05 · next sync 10:20". */
+export function mappingLine(mapping: CollectionMapping): string {
+  const active = mapping.pairs.filter((p) => p.gone_since_ms === null).length;
+  const parts = [
+    mapping.last_refresh_at_ms === null
+      ? 'Not listed yet'
+      : `${plural(active, 'collection')}, listed ${fromMs(mapping.last_refresh_at_ms)}`,
+  ];
+  if (mapping.attention !== null) parts.push('waiting for you before it syncs again');
+  else if (mapping.next_sync_at_ms !== null)
+    parts.push(`next sync ${fromMs(mapping.next_sync_at_ms)}`);
+  return parts.join(' · ');
+}
+
+/** "1 new collection paired · 2 synced: 3 created on side b", with any failures. */
+export function mappingReportLine(report: MappingReport): string {
+  const parts: string[] = [];
+  if (report.refresh.created.length > 0) {
+    parts.push(`${plural(report.refresh.created.length, 'new collection')} paired`);
+  }
+  if (report.refresh.gone.length > 0) {
+    parts.push(`${plural(report.refresh.gone.length, 'collection')} gone from the server`);
+  }
+  const counts = report.reports.reduce(
+    (sum, r) => sum + Object.values(r.counts).reduce((a, b) => a + b, 0),
+    0,
+  );
+  const stopped = report.reports.filter((r) => r.stopped !== null).length;
+  const synced = plural(report.reports.length, 'collection');
+  parts.push(
+    counts === 0
+      ? `${synced} synced: nothing to do`
+      : `${synced} synced: ${report.reports
+          .filter((r) => r.stopped === null)
+          .map((r) => reportLine(r).replace(/^Synced: /, ''))
+          .filter((line) => line !== 'nothing to do')
+          .join('; ')}`,
+  );
+  if (stopped > 0) parts.push(`${stopped} stopped and waiting for you (see Pairs)`);
+  if (report.errors.length > 0) parts.push(`failed: ${report.errors.join('; ')}`);
+  return parts.join(' · ');
 }
 
 export function sideLabel(side: PairSide): string {

@@ -5,10 +5,13 @@ import type {
   Account,
   AppInfo,
   Collection,
+  CollectionMapping,
   Entry,
   Feed,
   NewAccount,
+  MappingReport,
   Pair,
+  PairEnd,
   RefreshSummary,
   RunDetail,
   RunInfo,
@@ -150,6 +153,34 @@ export function aPair(over: Partial<Pair> = {}): Pair {
   };
 }
 
+/** All collections of account 4 ("work") into one folder, listed an hour ago with one
+ *  collection paired; `over` changes what the test is about. */
+export function aMapping(over: Partial<CollectionMapping> = {}): CollectionMapping {
+  return {
+    id: 1,
+    name: 'work-all',
+    account: 'work',
+    account_id: 4,
+    folder: '/home/ada/.local/share/concord/vdir/work-all',
+    direction: 'two-way',
+    conflict_policy: 'ask',
+    every_minutes: 15,
+    last_refresh_at_ms: EARLIER,
+    last_error: null,
+    pairs: [
+      {
+        pair: 'work-all/calendar',
+        collection_url: 'https://dav.example/ada/calendar/',
+        folder: '/home/ada/.local/share/concord/vdir/work-all/calendar',
+        gone_since_ms: null,
+      },
+    ],
+    next_sync_at_ms: Date.now() + 900_000,
+    attention: null,
+    ...over,
+  };
+}
+
 /** What a first sync of a pair with one event on the server reports. */
 export const ONE_CREATED: SyncReport = {
   pair: 'dav-calendar',
@@ -186,7 +217,11 @@ export interface Backend {
   accounts: Account[];
   /** What discovery finds on every account. */
   collections: Collection[];
+  /** What discovery found earlier, by account name (none unless a test says so). */
+  known: Record<string, Collection[]>;
   pairs: Pair[];
+  /** The "all collections" syncs. */
+  mappings: CollectionMapping[];
   /** Steps and attempts per run id; a run without an entry has none. */
   details: Record<number, Pick<RunDetail, 'steps' | 'attempts'>>;
   /** Every command the UI sent, in order (event plumbing excluded). */
@@ -205,7 +240,9 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
     entries: [],
     accounts: [],
     collections: [CALENDAR],
+    known: {},
     pairs: [],
+    mappings: [],
     details: {},
     calls: [],
     argsOf: (command) => backend.calls.filter((c) => c.command === command).map((c) => c.args),
@@ -303,6 +340,7 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
     },
     test_account: ({ name }) => ({ message: `Connected: signed in as /${String(name)}/` }),
     discover_collections: () => backend.collections,
+    known_collections: ({ name }) => backend.known[String(name)] ?? [],
     remove_account: ({ name }) => {
       backend.accounts = backend.accounts.filter((a) => a.name !== name);
     },
@@ -318,6 +356,66 @@ export function fakeBackend(overrides: Record<string, Handler> = {}): Backend {
       );
       backend.pairs.push(...made);
       return made;
+    },
+    add_account_pair: ({ a, b }) => {
+      const [sideA, sideB] = [a as PairEnd, b as PairEnd];
+      const made = aPair({
+        id: backend.pairs.length + 1,
+        name: `${sideA.account}-${sideB.account}`,
+        a: { kind: 'caldav', location: sideA.collection.href, display_name: null },
+        b: { kind: 'caldav', location: sideB.collection.href, display_name: null },
+        last_sync_at_ms: null,
+        items: 0,
+      });
+      backend.pairs.push(made);
+      return made;
+    },
+    mappings: () => backend.mappings,
+    add_all_collections: ({ account, folder }) => {
+      const owner = backend.accounts.find((a) => a.name === account);
+      if (owner === undefined)
+        return Promise.reject(`There is no account named "${String(account)}"`);
+      const name = `${owner.name}-all`;
+      const root = folder === null ? `${INFO.data_dir}/vdir/${name}` : String(folder);
+      const made = aMapping({
+        id: backend.mappings.length + 1,
+        name,
+        account: owner.name,
+        account_id: owner.id,
+        folder: root,
+        pairs: backend.collections.map((c) => {
+          const last =
+            c.href
+              .split('/')
+              .filter((p) => p !== '')
+              .pop() ?? 'x';
+          return {
+            pair: `${name}/${last}`,
+            collection_url: c.href,
+            folder: `${root}/${last}`,
+            gone_since_ms: null,
+          };
+        }),
+      });
+      backend.mappings.push(made);
+      return made;
+    },
+    sync_mapping: ({ name }): MappingReport => {
+      const mapping = backend.mappings.find((m) => m.name === name);
+      const active = (mapping?.pairs ?? []).filter((p) => p.gone_since_ms === null);
+      return {
+        refresh: {
+          mapping: String(name),
+          created: [],
+          gone: [],
+          active: active.map((p) => p.pair),
+        },
+        reports: active.map((p) => ({ ...ONE_CREATED, pair: p.pair })),
+        errors: [],
+      };
+    },
+    remove_mapping: ({ name }) => {
+      backend.mappings = backend.mappings.filter((m) => m.name !== name);
     },
     remove_pair: ({ name }) => {
       backend.pairs = backend.pairs.filter((p) => p.name !== name);
