@@ -74,6 +74,21 @@ pub fn app_binary() -> PathBuf {
     path
 }
 
+/// The built command line: `$CONCORD_CLI`, else `target/debug/concord` of this workspace.
+pub fn cli_binary() -> PathBuf {
+    let path = std::env::var_os("CONCORD_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/concord"));
+    if !path.is_file() {
+        panic!(
+            "concord is not built at {}: run `cargo build -p concord-cli` first, or set \
+             CONCORD_CLI",
+            path.display()
+        );
+    }
+    path
+}
+
 /// The process id of the app WebDriver launched on `data_dir`: the process running
 /// [`app_binary`] with `CONCORD_DATA_DIR` set to it (tauri-driver passes its environment on), so
 /// a test can watch that app's tray too.
