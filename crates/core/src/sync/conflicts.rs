@@ -43,13 +43,7 @@ pub enum ConflictError {
     Run { id: i64, reason: String },
 }
 
-via_sync_error!(
-    ConflictError:
-    StorageError,
-    concord_durable::DbError,
-    rusqlite::Error,
-    concord_durable::Error
-);
+via_sync_error!(ConflictError);
 
 impl ConflictError {
     /// Classified once for the durable engine, as sync errors are.

@@ -58,13 +58,7 @@ pub enum DuplicateError {
     Run { id: String, reason: String },
 }
 
-via_sync_error!(
-    DuplicateError:
-    StorageError,
-    concord_durable::DbError,
-    rusqlite::Error,
-    concord_durable::Error
-);
+via_sync_error!(DuplicateError);
 
 impl DuplicateError {
     /// Classified once for the durable engine: a changed side or a wrong choice is the

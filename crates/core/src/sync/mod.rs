@@ -11,10 +11,14 @@
 //! every write is conditional; every overwritten or deleted version is in `item_history`
 //! before the write; a conflict or an unreadable item never stops the rest of the pair.
 
-/// `impl From<Source> for Error` for each source [`SyncError`] already wraps, so `?` carries
-/// them into an error type that has a `Sync(SyncError)` variant.
+/// `impl From<Source> for Error` for every source [`SyncError`] wraps, so `?` carries them
+/// into an error type that has a `Sync(SyncError)` variant.
 macro_rules! via_sync_error {
-    ($target:ident: $($source:ty),*) => {$(
+    ($target:ident) => {
+        via_sync_error!(@each $target: StorageError, concord_durable::DbError, rusqlite::Error,
+            concord_durable::Error);
+    };
+    (@each $target:ident: $($source:ty),*) => {$(
         impl From<$source> for $target {
             fn from(err: $source) -> Self {
                 $target::Sync(SyncError::from(err))
