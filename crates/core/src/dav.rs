@@ -1,5 +1,4 @@
-//! CalDAV, on libdav: from a server address and a username and password to the person's
-//! calendars (current-user principal, calendar home set, the calendars in it).
+//! The one HTTP client of CalDAV and CardDAV (on libdav), its limits and its typed errors.
 //!
 //! The collection storage is `sync::caldav`; finding an account's services from what a person
 //! types (RFC 6764 well-known and SRV) is `sync::discovery`. All HTTP goes through one hyper
@@ -14,10 +13,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use libdav::caldav::{FindCalendarHomeSet, FindCalendars};
-use libdav::carddav::{FindAddressBookHomeSet, FindAddressBooks};
-use libdav::dav::{FoundCollection, WebDavClient, WebDavError};
-use libdav::{CalDavClient, names};
+use libdav::dav::{WebDavClient, WebDavError};
 use tower_http::auth::AddAuthorization;
 
 /// How long a TCP (and TLS) connection may take to open.
@@ -53,30 +49,6 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// One calendar collection on a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Calendar {
-    /// The collection's path on the server, as the server spells it (ends in `/`).
-    pub href: String,
-    /// The `DAV:displayname`, if the server has one.
-    pub display_name: Option<String>,
-    /// The Apple `calendar-color`, if set (for example `#3a429cff`).
-    pub color: Option<String>,
-    /// Whether the server offers RFC 6578 sync-collection on it.
-    pub supports_sync: bool,
-}
-
-/// What [`CalDav::discover`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Discovery {
-    /// The current-user principal's path, if the server named one.
-    pub principal: Option<String>,
-    /// The calendar home sets searched (the base URL's path when the server names none).
-    pub calendar_home_sets: Vec<String>,
-    /// Every calendar in those home sets.
-    pub calendars: Vec<Calendar>,
-}
-
 /// Why talking CalDAV failed, in words a person can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum DavError {
@@ -109,153 +81,6 @@ pub enum DavError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-}
-
-/// A CalDAV client for one account on one server.
-#[derive(Debug)]
-pub struct CalDav {
-    client: CalDavClient<HttpClient>,
-}
-
-impl CalDav {
-    /// A client for the server at `base_url` (`http://` or `https://`; the path is where to
-    /// start looking, often just `/`). Opens no connection yet.
-    pub fn new(base_url: &str, credentials: &Credentials) -> Result<Self, DavError> {
-        Ok(Self {
-            client: CalDavClient::new(webdav_client(base_url, credentials)?),
-        })
-    }
-
-    /// The server address this client starts from.
-    pub fn base_url(&self) -> String {
-        self.client.base_url().to_string()
-    }
-
-    /// Principal, calendar home sets and calendars, in that order (RFC 4791 section 6,
-    /// RFC 5397). Without a principal or home set, the base URL is searched as the home.
-    pub async fn discover(&self) -> Result<Discovery, DavError> {
-        let principal = self.current_user_principal().await?;
-        let mut calendar_home_sets = match &principal {
-            Some(principal) => self.calendar_home_sets(principal).await?,
-            None => Vec::new(),
-        };
-        if calendar_home_sets.is_empty() {
-            calendar_home_sets.push(self.client.base_url().path().to_owned());
-        }
-        let mut calendars = Vec::new();
-        for home_set in &calendar_home_sets {
-            calendars.extend(self.calendars(home_set).await?);
-        }
-        Ok(Discovery {
-            principal,
-            calendar_home_sets,
-            calendars,
-        })
-    }
-
-    /// The path of the current-user principal, asked of the base URL and then of `/`.
-    pub async fn current_user_principal(&self) -> Result<Option<String>, DavError> {
-        let what = "finding the current-user principal";
-        let found = bounded(&self.client, what, self.client.base_url().path(), async {
-            self.client
-                .find_current_user_principal()
-                .await
-                .map_err(|err| match err {
-                    libdav::dav::FindCurrentUserPrincipalError::RequestError(err) => err,
-                    libdav::dav::FindCurrentUserPrincipalError::InvalidInput(err) => {
-                        WebDavError::InvalidInput(err)
-                    }
-                })
-        })
-        .await?;
-        Ok(found.map(|uri| uri.path().to_owned()))
-    }
-
-    /// The calendar home sets a principal names (usually one).
-    pub async fn calendar_home_sets(&self, principal: &str) -> Result<Vec<String>, DavError> {
-        let what = "finding the calendar home set";
-        let found = bounded(
-            &self.client,
-            what,
-            principal,
-            self.client.request(FindCalendarHomeSet::new(principal)),
-        )
-        .await?;
-        Ok(found
-            .home_sets
-            .iter()
-            .map(|uri| uri.path().to_owned())
-            .collect())
-    }
-
-    /// The calendars directly inside a calendar home set (a depth-1 PROPFIND).
-    pub async fn calendars(&self, home_set: &str) -> Result<Vec<Calendar>, DavError> {
-        let what = "listing calendars";
-        let found = bounded(
-            &self.client,
-            what,
-            home_set,
-            self.client.request(FindCalendars::new(home_set)),
-        )
-        .await?;
-        Ok(found.calendars.into_iter().map(calendar).collect())
-    }
-
-    /// The address book home sets a principal names (RFC 6352 section 7.1.1).
-    pub async fn address_book_home_sets(&self, principal: &str) -> Result<Vec<String>, DavError> {
-        let what = "finding the address book home set";
-        let found = bounded(
-            &self.client,
-            what,
-            principal,
-            self.client.request(FindAddressBookHomeSet::new(principal)),
-        )
-        .await?;
-        Ok(found
-            .home_sets
-            .iter()
-            .map(|uri| uri.path().to_owned())
-            .collect())
-    }
-
-    /// The address books directly inside an address book home set.
-    pub async fn address_books(&self, home_set: &str) -> Result<Vec<Calendar>, DavError> {
-        let what = "listing address books";
-        let found = bounded(
-            &self.client,
-            what,
-            home_set,
-            self.client.request(FindAddressBooks::new(home_set)),
-        )
-        .await?;
-        Ok(found.addressbooks.into_iter().map(calendar).collect())
-    }
-
-    /// Address books of the principal; a server without CardDAV gives none (not an error),
-    /// but a rejected password is one.
-    pub async fn discover_address_books(
-        &self,
-        principal: Option<&str>,
-    ) -> Result<(Vec<String>, Vec<Calendar>), DavError> {
-        fn tolerate<T>(err: DavError) -> Result<Vec<T>, DavError> {
-            match err {
-                DavError::Unauthorized { .. } => Err(err),
-                _ => Ok(Vec::new()),
-            }
-        }
-        let homes = match principal {
-            Some(principal) => self
-                .address_book_home_sets(principal)
-                .await
-                .or_else(tolerate)?,
-            None => Vec::new(),
-        };
-        let mut books = Vec::new();
-        for home in &homes {
-            books.extend(self.address_books(home).await.or_else(tolerate)?);
-        }
-        Ok((homes, books))
-    }
 }
 
 /// The HTTP client all DAV requests go through: hyper with rustls (ring, the system's trust
@@ -337,22 +162,6 @@ pub(crate) async fn bounded<T>(
     }
 }
 
-fn calendar(found: FoundCollection) -> Calendar {
-    let property = |name| {
-        found
-            .properties
-            .iter()
-            .find(|(property, _)| **property == name)
-            .and_then(|(_, value)| value.clone())
-    };
-    Calendar {
-        display_name: property(names::DISPLAY_NAME),
-        color: property(names::CALENDAR_COLOUR),
-        supports_sync: found.supports_sync,
-        href: found.href,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +177,7 @@ mod tests {
     fn an_address_without_http_or_https_is_refused_with_the_reason() {
         let credentials = Credentials::new("alice", "pw");
         for url in ["example.com/dav", "ftp://example.com/", "not a url"] {
-            let err = CalDav::new(url, &credentials).unwrap_err();
+            let err = webdav_client(url, &credentials).unwrap_err();
             assert!(matches!(err, DavError::InvalidUrl { .. }), "{url}: {err:?}");
             assert!(err.to_string().contains(url), "{err}");
         }
@@ -376,9 +185,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_is_not_there_is_a_request_error_naming_the_url() {
+        use crate::sync::discovery::{DiscoveryOptions, Service, list_collections};
         // Port 1 on loopback: nothing listens there, so the connection is refused at once.
-        let client = CalDav::new("http://127.0.0.1:1/", &Credentials::new("a", "b")).unwrap();
-        let err = client.discover().await.unwrap_err();
+        let credentials = Credentials::new("a", "b");
+        let options = DiscoveryOptions::default();
+        let err = list_collections(
+            Service::CalDav,
+            "http://127.0.0.1:1/",
+            &credentials,
+            &options,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, DavError::Request { .. }), "{err:?}");
         assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     }
