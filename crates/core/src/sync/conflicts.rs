@@ -54,11 +54,7 @@ impl ConflictError {
                 StepError::permanent(message)
             }
             ConflictError::Run { .. } => StepError::transient(message),
-            ConflictError::Sync(err) if err.needs_attention() => {
-                StepError::needs_attention(message)
-            }
-            ConflictError::Sync(err) if err.is_transient() => StepError::transient(message),
-            ConflictError::Sync(_) => StepError::permanent(message),
+            ConflictError::Sync(err) => err.into(),
         }
     }
 }

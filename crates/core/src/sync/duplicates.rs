@@ -70,11 +70,7 @@ impl DuplicateError {
             | DuplicateError::Unmergeable { .. }
             | DuplicateError::Changed { .. } => StepError::permanent(message),
             DuplicateError::Run { .. } => StepError::transient(message),
-            DuplicateError::Sync(err) if err.needs_attention() => {
-                StepError::needs_attention(message)
-            }
-            DuplicateError::Sync(err) if err.is_transient() => StepError::transient(message),
-            DuplicateError::Sync(_) => StepError::permanent(message),
+            DuplicateError::Sync(err) => err.into(),
         }
     }
 }

@@ -571,15 +571,7 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
                 .step("refresh", || async {
                     refresh(&concord, &input.mapping, credentials.as_ref())
                         .await
-                        .map_err(|err| {
-                            if err.needs_attention() {
-                                StepError::needs_attention(err.to_string())
-                            } else if err.is_transient() {
-                                StepError::transient(err.to_string())
-                            } else {
-                                StepError::permanent(err.to_string())
-                            }
-                        })
+                        .map_err(StepError::from)
                 })
                 .await?;
             for pair in &refreshed.active {

@@ -99,3 +99,17 @@ impl SyncError {
         }
     }
 }
+
+/// The durable engine's class of a sync error: the person's to fix, worth a retry, or final.
+impl From<SyncError> for concord_durable::StepError {
+    fn from(err: SyncError) -> Self {
+        let message = err.to_string();
+        if err.needs_attention() {
+            Self::needs_attention(message)
+        } else if err.is_transient() {
+            Self::transient(message)
+        } else {
+            Self::permanent(message)
+        }
+    }
+}

@@ -195,20 +195,23 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
                 dry_run: false,
                 allow_deletes: input.allow_deletes,
             };
-            let sync =
-                PairSync::open(&concord, &input.pair, credentials.as_ref()).map_err(step_error)?;
+            let sync = PairSync::open(&concord, &input.pair, credentials.as_ref())
+                .map_err(StepError::from)?;
             for side in Side::BOTH {
                 ctx.step(&format!("observe-{}", side.as_str()), || async {
-                    let observation = sync.observe_both_ways(side).await.map_err(step_error)?;
-                    sync.commit(&observation).map_err(step_error)?;
+                    let observation = sync
+                        .observe_both_ways(side)
+                        .await
+                        .map_err(StepError::from)?;
+                    sync.commit(&observation).map_err(StepError::from)?;
                     Ok::<_, StepError>(observation.seen.len())
                 })
                 .await?;
             }
             let report = ctx
                 .step("apply", || async {
-                    let prepared = sync.prepare(&[], &options).await.map_err(step_error)?;
-                    sync.apply(prepared).await.map_err(step_error)
+                    let prepared = sync.prepare(&[], &options).await.map_err(StepError::from)?;
+                    sync.apply(prepared).await.map_err(StepError::from)
                 })
                 .await?;
             if let Some(reason) = &report.stopped {
@@ -330,17 +333,6 @@ pub(crate) async fn run_here(
             }
             _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
         }
-    }
-}
-
-fn step_error(err: SyncError) -> StepError {
-    let message = err.to_string();
-    if err.needs_attention() {
-        StepError::needs_attention(message)
-    } else if err.is_transient() {
-        StepError::transient(message)
-    } else {
-        StepError::permanent(message)
     }
 }
 
