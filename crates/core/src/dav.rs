@@ -6,10 +6,11 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::Uri;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -84,7 +85,8 @@ pub enum DavError {
 }
 
 /// The HTTP client all DAV requests go through: hyper with rustls (ring, the system's trust
-/// store), HTTP/1.1, Basic authentication, connect timeout. Opens no connection yet.
+/// store, read only for an https:// address), HTTP/1.1, Basic authentication, connect
+/// timeout. Opens no connection yet.
 pub(crate) fn webdav_client(
     base_url: &str,
     credentials: &Credentials,
@@ -105,10 +107,12 @@ pub(crate) fn webdav_client(
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let tls = match uri.scheme_str() {
+        Some("https") => trusted_tls()?,
+        _ => untrusting_tls()?,
+    };
     let connector = HttpsConnectorBuilder::new()
-        // Named explicitly so another crate enabling a second rustls provider changes nothing.
-        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-        .map_err(DavError::TrustStore)?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
@@ -118,6 +122,48 @@ pub(crate) fn webdav_client(
             // Keeps the header out of any Debug output of requests.
             .as_sensitive(true);
     Ok(WebDavClient::new(uri, http_client))
+}
+
+/// The TLS set-up of https clients: ring (named explicitly, so another crate enabling a second
+/// rustls provider changes nothing) and the system's trust store. Reading the store costs
+/// milliseconds, so it is read once per process and shared by every client.
+fn trusted_tls() -> Result<rustls::ClientConfig, DavError> {
+    static TRUSTED: OnceLock<Result<rustls::ClientConfig, (std::io::ErrorKind, String)>> =
+        OnceLock::new();
+    TRUSTED
+        .get_or_init(|| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)
+            .and_then(ConfigBuilderExt::with_native_roots)
+            .map(|builder| builder.with_no_client_auth())
+            .map_err(|err| (err.kind(), err.to_string()))
+        })
+        .clone()
+        .map_err(|(kind, reason)| DavError::TrustStore(std::io::Error::new(kind, reason)))
+}
+
+/// The TLS set-up of clients made for an http:// address: no trust store is read, and none
+/// trusted, so an https request through such a client fails on the server's certificate.
+fn untrusting_tls() -> Result<rustls::ClientConfig, DavError> {
+    static UNTRUSTING: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    UNTRUSTING
+        .get_or_init(|| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map(|builder| {
+                builder
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            })
+            .map_err(|err| err.to_string())
+        })
+        .clone()
+        .map_err(|reason| DavError::TrustStore(std::io::Error::other(reason)))
 }
 
 /// Runs one request with [`REQUEST_TIMEOUT`] and turns libdav's error into a [`DavError`].
@@ -181,6 +227,82 @@ mod tests {
             assert!(matches!(err, DavError::InvalidUrl { .. }), "{url}: {err:?}");
             assert!(err.to_string().contains(url), "{err}");
         }
+    }
+
+    /// A client made for an http:// address trusts no certificate (it never read the system's
+    /// trust store): an https request through it fails on the certificate, without a panic.
+    /// The TLS server is `openssl s_server` with a certificate made for the test.
+    #[tokio::test]
+    async fn an_https_request_through_a_client_made_for_http_fails_on_the_certificate() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl, to make a test certificate");
+        assert!(made.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "s_server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let client = webdav_client(
+            &format!("http://127.0.0.1:{port}/"),
+            &Credentials::new("a", "b"),
+        )
+        .unwrap();
+        let request = http::Request::get(format!("https://127.0.0.1:{port}/"))
+            .body(String::new())
+            .unwrap();
+        let answer = client.request_raw(request).await;
+        let _ = server.kill();
+        let _ = server.wait();
+        let Err(libdav::dav::RequestError::Client(err)) = answer else {
+            panic!("not a client error: {answer:?}");
+        };
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            chain = format!("{chain}: {cause}");
+            source = cause.source();
+        }
+        assert!(chain.contains("certificate"), "{chain}");
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! A CalDAV calendar or CardDAV address book as a storage, on libdav. Change detection is
-//! cheapest first: RFC 6578 sync-collection with the stored token; a token the server no
+//! cheapest first: RFC 6578 sync-collection with the stored token, asking the changed items'
+//! data too (`sync::delta`; a server refusing that is asked for etags only); a token the server no
 //! longer accepts falls back to a full listing (nothing is deleted for it: the reconciler
 //! compares the full listing with what it knows). Servers without sync-collection get a CTag
 //! check, then an etag listing. A first sync reads the token (a depth-0 PROPFIND), then the
@@ -17,6 +18,7 @@ use libdav::dav::{
     Delete, GetEtag, GetProperty, ListResources, PutResource, SyncCollection, WebDavClient,
 };
 
+use super::delta::{DeltaAnswer, SyncCollectionWithData};
 use super::item::ItemKind;
 use super::storage::{Fetched, Listed, Listing, StorageError, name_for_uid};
 use crate::dav::{Credentials, DavError, HttpClient, bounded, webdav_client};
@@ -78,31 +80,10 @@ impl DavCollection {
     }
 
     pub async fn changes(&self, token: Option<&str>) -> Result<Listing, StorageError> {
-        if let Some(token) = token.and_then(|t| t.strip_prefix(TOKEN_PREFIX)) {
-            let delta = bounded(
-                &self.client,
-                "asking what changed (sync-collection)",
-                &self.href,
-                self.client
-                    .request(SyncCollection::new(&self.href).with_sync_token(token)),
-            )
-            .await;
-            match delta {
-                Ok(found) => {
-                    return Ok(Listing {
-                        complete: false,
-                        changed: listed(found.changed),
-                        deleted: found.deleted,
-                        token: Some(format!("{TOKEN_PREFIX}{}", found.new_sync_token)),
-                        refresh_after_s: None,
-                    });
-                }
-                Err(err @ DavError::Unauthorized { .. }) => return Err(err.into()),
-                // An expired or invalid token: list everything (below).
-                Err(err) => {
-                    tracing::info!(collection = %self.href, %err, "sync token not accepted; listing everything")
-                }
-            }
+        if let Some(token) = token.and_then(|t| t.strip_prefix(TOKEN_PREFIX))
+            && let Some(listing) = self.changes_since(token).await?
+        {
+            return Ok(listing);
         }
         if token.is_none()
             && let Some(listing) = self.first_listing().await?
@@ -126,6 +107,92 @@ impl DavCollection {
             }),
             Err(err @ DavError::Unauthorized { .. }) => Err(err.into()),
             Err(_) => self.changes_without_sync_collection(token).await,
+        }
+    }
+
+    /// What changed since `token`, the changed items' data in the same answer (kept for the
+    /// fetch that follows, so it sends no multiget). A server that refuses that request for
+    /// another reason than the token is asked the plain way (etags only). None when the token
+    /// is not accepted: the caller lists everything.
+    async fn changes_since(&self, token: &str) -> Result<Option<Listing>, StorageError> {
+        let answer = bounded(
+            &self.client,
+            "asking what changed, with the data (sync-collection)",
+            &self.href,
+            self.client
+                .request(SyncCollectionWithData::new(&self.href, token, self.kind)),
+        )
+        .await;
+        let delta = match answer {
+            Ok(DeltaAnswer::Changes(delta)) => delta,
+            Ok(DeltaAnswer::TokenRejected) => {
+                tracing::info!(collection = %self.href, "sync token not accepted; listing everything");
+                return Ok(None);
+            }
+            Err(err @ DavError::Unauthorized { .. }) => return Err(err.into()),
+            // Asking again the plain way would only wait as long again.
+            Err(err @ DavError::Timeout { .. }) => {
+                tracing::info!(collection = %self.href, %err, "no answer to the sync token; listing everything");
+                return Ok(None);
+            }
+            Err(err) => {
+                tracing::info!(collection = %self.href, %err, "sync-collection with data refused; asking for etags only");
+                return self.changes_since_etags_only(token).await;
+            }
+        };
+        let mut changed = Vec::with_capacity(delta.changed.len());
+        let mut prefetched = HashMap::new();
+        for item in delta.changed {
+            changed.push(Listed {
+                href: item.href.clone(),
+                etag: item.etag.clone(),
+            });
+            if let Some(data) = item.data {
+                prefetched.insert(
+                    item.href.clone(),
+                    Fetched {
+                        href: item.href,
+                        etag: item.etag,
+                        raw: data.into_bytes(),
+                    },
+                );
+            }
+        }
+        *self.prefetched() = prefetched;
+        Ok(Some(Listing {
+            complete: false,
+            changed,
+            deleted: delta.deleted,
+            token: Some(format!("{TOKEN_PREFIX}{}", delta.token)),
+            refresh_after_s: None,
+        }))
+    }
+
+    /// libdav's sync-collection from `token` (etags only; the items are fetched by multiget).
+    /// None when the token is not accepted.
+    async fn changes_since_etags_only(&self, token: &str) -> Result<Option<Listing>, StorageError> {
+        let delta = bounded(
+            &self.client,
+            "asking what changed (sync-collection)",
+            &self.href,
+            self.client
+                .request(SyncCollection::new(&self.href).with_sync_token(token)),
+        )
+        .await;
+        match delta {
+            Ok(found) => Ok(Some(Listing {
+                complete: false,
+                changed: listed(found.changed),
+                deleted: found.deleted,
+                token: Some(format!("{TOKEN_PREFIX}{}", found.new_sync_token)),
+                refresh_after_s: None,
+            })),
+            Err(err @ DavError::Unauthorized { .. }) => Err(err.into()),
+            // An expired or invalid token: list everything.
+            Err(err) => {
+                tracing::info!(collection = %self.href, %err, "sync token not accepted; listing everything");
+                Ok(None)
+            }
         }
     }
 

@@ -29,6 +29,7 @@ macro_rules! via_sync_error {
 
 pub mod caldav;
 pub mod conflicts;
+mod delta;
 pub mod discovery;
 pub mod duplicates;
 pub mod item;
