@@ -9,7 +9,7 @@
 use std::fs;
 
 use concord_core::sync::item::ItemKind;
-use concord_core::sync::state::{self, Side};
+use concord_core::sync::state::{self, ConflictPolicy, Direction, Side};
 use concord_core::sync::{PairSync, SyncOptions};
 use concord_e2e::both_servers;
 use concord_e2e::servers::ServerKind;
@@ -454,3 +454,32 @@ async fn a_large_calendar_arrives_whole_and_then_costs_one_request() {
     let again = f.sync().await;
     assert!(again.plan.is_empty(), "{again:?}");
 }
+
+/// A sync with nothing to do marks the pair settled, and later syncs plan only what they see
+/// change; a change to the pair's settings still reaches every item: one that waited under
+/// one-way sync is sent once the pair becomes two-way.
+async fn a_new_direction_reaches_items_that_waited(kind: ServerKind) {
+    let f = Fixture::calendar(kind);
+    let set_direction = |direction| {
+        let conn = f.concord.database().connect().unwrap();
+        state::set_pair_options(&conn, PAIR, direction, ConflictPolicy::Ask).unwrap();
+    };
+    set_direction(Direction::AToB);
+    f.server_put("s.ics", &event("s", "From the server", "Here"));
+    f.sync().await;
+    f.vdir_write("v.ics", &event("v", "Only in the folder", "Home"));
+    let one_way = f.sync().await;
+    assert_eq!(one_way.counts.create_a, 0, "{kind}: {one_way:?}");
+    assert!(f.server_item("v").is_none());
+    let settled = f.sync().await;
+    assert!(settled.plan.is_empty(), "{kind}: {settled:?}");
+
+    set_direction(Direction::TwoWay);
+    let two_way = f.sync().await;
+    assert_eq!(two_way.counts.create_a, 1, "{kind}: {two_way:?}");
+    assert_eq!(
+        summary_of(&f.server_item("v").unwrap().1),
+        "Only in the folder"
+    );
+}
+both_servers!(a_new_direction_reaches_items_that_waited);

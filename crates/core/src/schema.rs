@@ -239,6 +239,47 @@ pub const MIGRATIONS: &[Migration] = &[
         ALTER TABLE pairs ADD COLUMN meta_display_name TEXT;
         ALTER TABLE pairs ADD COLUMN meta_color TEXT;",
     },
+    // What a pair's sync plans from (each side's stored view, the synced state, the open
+    // conflicts, the direction and the policy) is counted in `plan_version`: every change to
+    // it, by any code path, moves the counter. `settled_version` is the count at which a
+    // sync last left nothing to do; a sync that finds the count there plans only the items
+    // it saw change (src/sync/run.rs).
+    Migration {
+        version: 5,
+        sql: "ALTER TABLE pairs ADD COLUMN plan_version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE pairs ADD COLUMN settled_version INTEGER;
+        CREATE TRIGGER item_seen_insert_plan AFTER INSERT ON item_seen BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER item_seen_update_plan AFTER UPDATE ON item_seen BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER item_seen_delete_plan AFTER DELETE ON item_seen BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = OLD.pair_id;
+        END;
+        CREATE TRIGGER item_state_insert_plan AFTER INSERT ON item_state BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER item_state_update_plan AFTER UPDATE ON item_state BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER item_state_delete_plan AFTER DELETE ON item_state BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = OLD.pair_id;
+        END;
+        CREATE TRIGGER conflicts_insert_plan AFTER INSERT ON conflicts BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER conflicts_update_plan AFTER UPDATE ON conflicts BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER conflicts_delete_plan AFTER DELETE ON conflicts BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = OLD.pair_id;
+        END;
+        CREATE TRIGGER pairs_plan_settings AFTER UPDATE OF
+            direction, conflict_policy, a_storage_id, b_storage_id ON pairs BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.id;
+        END;",
+    },
 ];
 
 /// Settings keys.

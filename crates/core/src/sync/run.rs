@@ -4,7 +4,7 @@
 //! checkpointed steps; every phase is also safe to repeat, because a write that already
 //! happened is found equal on the next look and only recorded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use concord_durable::{Ctx, Engine, EngineConfig, RunState, StepError, Workflow};
@@ -133,6 +133,58 @@ pub struct Prepared {
     pub plan: Plan,
     pub stopped: Option<String>,
     pub quarantined: usize,
+    /// The pair's plan-input count the plan was made at (see [`Basis`]).
+    version: i64,
+}
+
+/// What this process knows, from its own commits, of how the pair's plan inputs changed.
+/// A sync that leaves nothing to do marks the pair settled at the count of changes to those
+/// inputs (schema version 5 counts them with triggers, whoever writes). If that count has not
+/// moved except by this process's commits, only the items these commits touched can have
+/// anything to do: planning the other thousands would find nothing.
+#[derive(Debug, Default)]
+enum Basis {
+    /// No commit by this process yet.
+    #[default]
+    Unknown,
+    /// The pair was settled when this process first committed; since then only its own
+    /// commits, to the items of `touched`, moved the count, to `version`.
+    Since {
+        version: i64,
+        touched: BTreeSet<String>,
+    },
+    /// Anything may have changed: every item is planned.
+    Everything,
+}
+
+impl Basis {
+    /// After a commit that found the count at `before` (with the pair settled at `settled`)
+    /// and left it at `after`, touching the items of `touched`.
+    fn advance(
+        &mut self,
+        (before, settled): (i64, Option<i64>),
+        after: i64,
+        touched: impl IntoIterator<Item = String>,
+    ) {
+        let continues = match self {
+            Basis::Unknown => settled == Some(before),
+            Basis::Since { version, .. } => *version == before,
+            Basis::Everything => false,
+        };
+        if !continues {
+            *self = Basis::Everything;
+            return;
+        }
+        let mut all = match std::mem::take(self) {
+            Basis::Since { touched, .. } => touched,
+            _ => BTreeSet::new(),
+        };
+        all.extend(touched);
+        *self = Basis::Since {
+            version: after,
+            touched: all,
+        };
+    }
 }
 
 /// A pair opened for syncing: its configuration, both storages and a database connection.
@@ -147,6 +199,11 @@ pub struct PairSync {
     ahead: Mutex<Option<Observation>>,
     /// See [`PairSync::committed_views`].
     views: Mutex<[Option<BTreeMap<String, Seen>>; 2]>,
+    /// See [`Basis`].
+    basis: Mutex<Basis>,
+    /// Whether each side's last committed listing was complete (not a delta since a token):
+    /// only a complete listing that shows nothing trips the emptied-side guard.
+    complete: Mutex<[Option<bool>; 2]>,
 }
 
 impl std::fmt::Debug for PairSync {
@@ -173,7 +230,8 @@ pub async fn sync_pair(
     }
     sync.commit(&a)?;
     sync.commit(&b)?;
-    let prepared = sync.prepare(&[&a, &b], options).await?;
+    // Planned from the views just committed, as the durable workflow plans.
+    let prepared = sync.prepare(&[], options).await?;
     sync.apply(prepared).await
 }
 
@@ -390,6 +448,8 @@ impl PairSync {
             fetched: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
             ahead: Mutex::new(None),
             views: Mutex::new([None, None]),
+            basis: Mutex::new(Basis::Unknown),
+            complete: Mutex::new([None, None]),
         })
     }
 
@@ -518,14 +578,21 @@ impl PairSync {
         let Some(side) = observation.side else {
             return Ok(());
         };
+        self.complete
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[side_index(side)] =
+            Some(observation.complete);
         let has_duplicates = has_duplicate_uids(&observation.seen);
-        let unchanged = observation.seen == observation.previous
+        let differences = view_differences(&observation.previous, &observation.seen);
+        let unchanged = differences.is_empty()
             && observation.token == observation.previous_token
             && observation.refresh_after_s.is_none()
             && observation.unreadable.is_empty()
             && !has_duplicates;
         if unchanged {
             // The stored view, token and quarantine already say all this: no write, no fsync.
+            let versions = state::plan_versions(&self.conn(), self.pair.id)?;
+            self.basis().advance(versions, versions.0, []);
             self.committed_views()[side_index(side)] = Some(observation.seen.clone());
             return Ok(());
         }
@@ -537,15 +604,20 @@ impl PairSync {
             BTreeMap::new()
         };
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before = state::plan_versions(&tx, self.pair.id)?;
         // Only what differs from the stored view is written (a no-change sync writes nothing).
-        for (href, seen) in &observation.previous {
-            if !observation.seen.contains_key(href) {
-                state::remove_seen(&tx, self.pair.id, side, &seen.href)?;
+        let mut touched = BTreeSet::new();
+        for (before, after) in &differences {
+            match after {
+                Some(seen) => state::put_seen(&tx, self.pair.id, side, seen)?,
+                None => {
+                    if let Some(gone) = before {
+                        state::remove_seen(&tx, self.pair.id, side, &gone.href)?;
+                    }
+                }
             }
-        }
-        for (href, seen) in &observation.seen {
-            if observation.previous.get(href) != Some(seen) {
-                state::put_seen(&tx, self.pair.id, side, seen)?;
+            for seen in [before, after].into_iter().flatten() {
+                touched.extend(seen.uid.clone());
             }
         }
         state::set_token(&tx, self.pair.id, side, observation.token.as_deref())?;
@@ -578,10 +650,18 @@ impl PairSync {
             );
             state::quarantine(&tx, self.pair.id, side, &dup.href, &dup.etag, "", &reason)?;
         }
+        let after = state::plan_versions(&tx, self.pair.id)?.0;
         tx.commit()?;
         drop(conn);
+        self.basis().advance(before, after, touched);
         self.committed_views()[side_index(side)] = Some(observation.seen.clone());
         Ok(())
+    }
+
+    fn basis(&self) -> MutexGuard<'_, Basis> {
+        self.basis
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Each side's view as this process last committed it (taken by the next plan; cleared
@@ -593,45 +673,116 @@ impl PairSync {
     }
 
     /// Plans the run from the stored views (and what `observations` already fetched), and
-    /// checks the safety limits.
+    /// checks the safety limits. Planned from the stored views alone after this process's
+    /// own commits to a settled pair, only the items those commits touched are planned (see
+    /// [`Basis`]); test builds plan every item as well and check both plans agree.
     pub async fn prepare(
         &self,
         observations: &[&Observation],
         options: &SyncOptions,
     ) -> Result<Prepared, SyncError> {
-        let (synced, conflicts, stored) = {
-            let conn = self.conn();
+        let version = state::plan_versions(&self.conn(), self.pair.id)?.0;
+        let scope = match &*self.basis() {
+            Basis::Since {
+                version: since,
+                touched,
+            } if observations.is_empty() && *since == version => Some(touched.clone()),
+            _ => None,
+        };
+        let prepared = self
+            .prepare_within(observations, options, scope.as_ref(), version)
+            .await?;
+        #[cfg(debug_assertions)]
+        if scope.is_some() {
+            let everything = self
+                .prepare_within(observations, options, None, version)
+                .await?;
+            assert_eq!(
+                prepared.plan, everything.plan,
+                "planning only the items touched since the pair settled missed something"
+            );
+        }
+        Ok(prepared)
+    }
+
+    /// [`PairSync::prepare`] for the items of `scope` (None: every item).
+    async fn prepare_within(
+        &self,
+        observations: &[&Observation],
+        options: &SyncOptions,
+        scope: Option<&BTreeSet<String>>,
+        version: i64,
+    ) -> Result<Prepared, SyncError> {
+        let mut stats = [ViewStats::default(); 2];
+        let (synced, synced_count, conflicts, stored) = {
+            let mut conn = self.conn();
+            // One snapshot of the stored state.
+            let tx = conn.transaction()?;
             // A side not observed here is planned from its stored view: the one this process
-            // just committed if there is one, else read back.
+            // just committed if there is one, else read back; only its items in scope.
             let mut kept = self.committed_views();
             let mut stored: [Option<BTreeMap<String, Seen>>; 2] = [None, None];
             for (i, side) in Side::BOTH.into_iter().enumerate() {
-                if !observations.iter().any(|o| o.side == Some(side)) {
-                    stored[i] = Some(match kept[i].take() {
-                        Some(view) => view,
-                        None => state::seen(&conn, self.pair.id, side)?,
-                    });
+                if observations.iter().any(|o| o.side == Some(side)) {
+                    continue;
                 }
+                let view = match kept[i].take() {
+                    Some(view) => view,
+                    None => state::seen(&tx, self.pair.id, side)?,
+                };
+                stats[i] = ViewStats::of(&view);
+                stored[i] = Some(match scope {
+                    Some(uids) => {
+                        let in_scope = view
+                            .iter()
+                            .filter(|(_, s)| s.uid.as_ref().is_some_and(|uid| uids.contains(uid)))
+                            .map(|(href, s)| (href.clone(), s.clone()))
+                            .collect();
+                        kept[i] = Some(view);
+                        in_scope
+                    }
+                    None => view,
+                });
             }
-            (
-                state::synced(&conn, self.pair.id)?,
-                state::conflicts(&conn, self.pair.id)?,
-                stored,
-            )
+            let (synced, count) = match scope {
+                Some(uids) => (
+                    state::synced_of(&tx, self.pair.id, uids.iter().map(String::as_str))?,
+                    usize::try_from(state::synced_count(&tx, self.pair.id)?).unwrap_or(0),
+                ),
+                None => {
+                    let synced = state::synced(&tx, self.pair.id)?;
+                    let count = synced.len();
+                    (synced, count)
+                }
+            };
+            let conflicts = state::conflicts(&tx, self.pair.id)?;
+            drop(tx);
+            (synced, count, conflicts, stored)
         };
         let not_stored = BTreeMap::new();
         let mut views: [BTreeMap<String, Current>; 2] = [BTreeMap::new(), BTreeMap::new()];
         let mut quarantined = 0;
         let mut complete = [false; 2];
+        let mut readable = [false; 2];
         for (i, side) in Side::BOTH.into_iter().enumerate() {
             let observed = observations.iter().find(|o| o.side == Some(side));
             let seen = match observed {
                 Some(o) => &o.seen,
                 None => stored[i].as_ref().unwrap_or(&not_stored),
             };
-            complete[i] = observed.is_none_or(|o| o.complete);
-            let (unique, dups) = duplicates(seen, &synced, side);
-            quarantined += dups.len() + seen.values().filter(|s| s.uid.is_none()).count();
+            complete[i] = match observed {
+                Some(o) => o.complete,
+                None => self
+                    .complete
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)[i]
+                    .unwrap_or(true),
+            };
+            if let Some(o) = observed {
+                stats[i] = ViewStats::of(&o.seen);
+            }
+            quarantined += stats[i].unreadable_or_duplicate;
+            let (unique, _) = duplicates(seen, &synced, side);
             let mut missing = Vec::new();
             for (uid, s) in &unique {
                 let hash = s.hash.clone().unwrap_or_default();
@@ -692,6 +843,10 @@ impl PairSync {
             for uid in gone {
                 views[i].remove(&uid);
             }
+            readable[i] = match scope {
+                Some(_) => stats[i].readable,
+                None => !views[i].is_empty(),
+            };
         }
         let [a, b] = &views;
         let plan = plan(Inputs {
@@ -705,12 +860,13 @@ impl PairSync {
         let stopped = if options.allow_deletes {
             None
         } else {
-            self.guard(&plan, &synced, &views, complete)
+            self.guard(&plan, synced_count, readable, complete)
         };
         Ok(Prepared {
             plan,
             stopped,
             quarantined,
+            version,
         })
     }
 
@@ -718,30 +874,29 @@ impl PairSync {
     fn guard(
         &self,
         plan: &Plan,
-        synced: &BTreeMap<String, Synced>,
-        views: &[BTreeMap<String, Current>; 2],
+        synced: usize,
+        readable: [bool; 2],
         complete: [bool; 2],
     ) -> Option<String> {
         let name = &self.pair.name;
         for (i, side) in Side::BOTH.into_iter().enumerate() {
-            if complete[i] && views[i].is_empty() && !synced.is_empty() {
+            if complete[i] && !readable[i] && synced > 0 {
                 return Some(format!(
                     "side {} ({}) now lists no items, but {} synced item(s) were there; nothing was deleted. \
                      If it was emptied on purpose, run `concord sync {name} --allow-deletes`",
                     side.as_str(),
                     self.pair.storage(side).location,
-                    synced.len()
+                    synced
                 ));
             }
         }
         let counts = plan.counts();
         for (side, deletes) in [(Side::A, counts.delete_a), (Side::B, counts.delete_b)] {
-            if deletes > DELETE_COUNT_MAX && deletes * 100 > synced.len() * DELETE_SHARE_MAX_PERCENT
-            {
+            if deletes > DELETE_COUNT_MAX && deletes * 100 > synced * DELETE_SHARE_MAX_PERCENT {
                 return Some(format!(
                     "this sync would delete {deletes} of {} items on side {} ({}); nothing was deleted. \
                      If that is intended, run `concord sync {name} --allow-deletes`",
-                    synced.len(),
+                    synced,
                     side.as_str(),
                     self.pair.storage(side).location
                 ));
@@ -771,6 +926,9 @@ impl PairSync {
         }
         let mut deferred = Vec::new();
         let mut wrote = [false; 2];
+        // The plan-input count as this run's own writes leave it; None once another writer
+        // moved it too (then the pair is not marked settled: what it did is unknown here).
+        let mut expected = Some(prepared.version);
         for batch in prepared.plan.actions.chunks(APPLY_BATCH_MAX) {
             self.keep_versions(batch)?;
             let mut done: Vec<Done> = Vec::with_capacity(batch.len());
@@ -828,7 +986,7 @@ impl PairSync {
                         for side in Side::BOTH {
                             self.storage(side).flush()?;
                         }
-                        self.record(&done)?;
+                        self.record(&done, &mut expected)?;
                         let message = err.to_string();
                         let _ = state::set_outcome(&self.conn(), self.pair.id, Some(&message));
                         return Err(err.into());
@@ -840,7 +998,7 @@ impl PairSync {
                     self.storage(side).flush()?;
                 }
             }
-            self.record(&done)?;
+            self.record(&done, &mut expected)?;
         }
         // The stored token predates our own writes: a change that nets out against it (an item
         // deleted and restored, created and deleted) would never be reported. Listing the
@@ -860,6 +1018,12 @@ impl PairSync {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             state::set_stopped(&tx, self.pair.id, None)?;
             state::set_outcome(&tx, self.pair.id, None)?;
+            // Every action went through and nothing else moved since planning (listing the
+            // written sides again found only our own writes): nothing is left to do.
+            let now = state::plan_versions(&tx, self.pair.id)?.0;
+            if deferred.is_empty() && expected == Some(now) {
+                state::settle(&tx, self.pair.id, now)?;
+            }
             tx.commit()?;
         }
         // Display name and colour ride along (at most hourly); they never fail the sync.
@@ -1123,11 +1287,15 @@ impl PairSync {
         })
     }
 
-    fn record(&self, done: &[Done]) -> Result<(), SyncError> {
+    /// Records what was done; `expected` follows the plan-input count (see [`PairSync::apply`]).
+    fn record(&self, done: &[Done], expected: &mut Option<i64>) -> Result<(), SyncError> {
         *self.committed_views() = [None, None];
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = self.pair.id;
+        if *expected != Some(state::plan_versions(&tx, id)?.0) {
+            *expected = None;
+        }
         for d in done {
             match d {
                 Done::Synced(synced) => {
@@ -1159,6 +1327,9 @@ impl PairSync {
                 }
                 Done::Conflict(conflict) => state::open_conflict(&tx, id, conflict)?,
             }
+        }
+        if expected.is_some() {
+            *expected = Some(state::plan_versions(&tx, id)?.0);
         }
         tx.commit()?;
         Ok(())
@@ -1246,6 +1417,57 @@ fn side_index(side: Side) -> usize {
         Side::A => 0,
         Side::B => 1,
     }
+}
+
+/// A side's whole view in numbers, as planning needs them when it looks at a part only.
+#[derive(Debug, Clone, Copy, Default)]
+struct ViewStats {
+    /// Items that cannot be read, or share their UID with another kept instead.
+    unreadable_or_duplicate: usize,
+    /// Whether any item can be read.
+    readable: bool,
+}
+
+impl ViewStats {
+    fn of(seen: &BTreeMap<String, Seen>) -> Self {
+        let uids: Vec<&str> = seen.values().filter_map(|s| s.uid.as_deref()).collect();
+        let distinct: HashSet<&str> = uids.iter().copied().collect();
+        Self {
+            unreadable_or_duplicate: (seen.len() - uids.len()) + (uids.len() - distinct.len()),
+            readable: !uids.is_empty(),
+        }
+    }
+}
+
+/// The items whose view differs between `before` and `after`, found in one pass through
+/// both (each is ordered by href): each as it was and as it is, None where absent.
+fn view_differences<'a>(
+    before: &'a BTreeMap<String, Seen>,
+    after: &'a BTreeMap<String, Seen>,
+) -> Vec<(Option<&'a Seen>, Option<&'a Seen>)> {
+    use std::cmp::Ordering;
+    let mut out = Vec::new();
+    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        match order {
+            Ordering::Less => out.extend(old.next().map(|(_, s)| (Some(s), None))),
+            Ordering::Greater => out.extend(new.next().map(|(_, s)| (None, Some(s)))),
+            Ordering::Equal => {
+                if let (Some((_, a)), Some((_, b))) = (old.next(), new.next())
+                    && a != b
+                {
+                    out.push((Some(a), Some(b)));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether two readable items of a side share a UID.

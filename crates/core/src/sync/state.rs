@@ -578,12 +578,12 @@ pub fn seen(
 }
 
 pub fn put_seen(conn: &Connection, pair_id: i64, side: Side, seen: &Seen) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO item_seen (pair_id, side, href, etag, uid, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (pair_id, side, href) DO UPDATE SET etag = excluded.etag, uid = excluded.uid,
            hash = excluded.hash",
-        params![pair_id, side.as_str(), seen.href, seen.etag, seen.uid, seen.hash],
-    )?;
+    )?
+    .execute(params![pair_id, side.as_str(), seen.href, seen.etag, seen.uid, seen.hash])?;
     Ok(())
 }
 
@@ -593,40 +593,81 @@ pub fn remove_seen(
     side: Side,
     href: &str,
 ) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM item_seen WHERE pair_id = ?1 AND side = ?2 AND href = ?3")?
+        .execute(params![pair_id, side.as_str(), href])?;
+    Ok(())
+}
+
+const SYNCED_COLUMNS: &str = "uid, a_href, a_etag, a_hash, b_href, b_etag, b_hash, base, summary";
+
+fn synced_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Synced> {
+    Ok(Synced {
+        uid: r.get(0)?,
+        a: SyncedSide {
+            href: r.get(1)?,
+            etag: r.get(2)?,
+            hash: r.get(3)?,
+        },
+        b: SyncedSide {
+            href: r.get(4)?,
+            etag: r.get(5)?,
+            hash: r.get(6)?,
+        },
+        base: r.get(7)?,
+        summary: r.get(8)?,
+    })
+}
+
+pub fn synced(conn: &Connection, pair_id: i64) -> rusqlite::Result<BTreeMap<String, Synced>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {SYNCED_COLUMNS} FROM item_state WHERE pair_id = ?1"
+    ))?;
+    let rows = stmt.query_map([pair_id], synced_row)?;
+    rows.map(|row| row.map(|s| (s.uid.clone(), s))).collect()
+}
+
+/// The synced state of the items `uids` only (those not synced are left out).
+pub fn synced_of<'a>(
+    conn: &Connection,
+    pair_id: i64,
+    uids: impl IntoIterator<Item = &'a str>,
+) -> rusqlite::Result<BTreeMap<String, Synced>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SYNCED_COLUMNS} FROM item_state WHERE pair_id = ?1 AND uid = ?2"
+    ))?;
+    let mut out = BTreeMap::new();
+    for uid in uids {
+        if let Some(synced) = stmt
+            .query_row(params![pair_id, uid], synced_row)
+            .optional()?
+        {
+            out.insert(synced.uid.clone(), synced);
+        }
+    }
+    Ok(out)
+}
+
+/// The pair's count of changes to what its sync plans from, and the count at which a sync
+/// last left nothing to do (schema version 5 keeps both).
+pub fn plan_versions(conn: &Connection, pair_id: i64) -> rusqlite::Result<(i64, Option<i64>)> {
+    conn.query_row(
+        "SELECT plan_version, settled_version FROM pairs WHERE id = ?1",
+        [pair_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Marks the pair settled at `version`: nothing to do as things stood at that count.
+pub fn settle(conn: &Connection, pair_id: i64, version: i64) -> rusqlite::Result<()> {
     conn.execute(
-        "DELETE FROM item_seen WHERE pair_id = ?1 AND side = ?2 AND href = ?3",
-        params![pair_id, side.as_str(), href],
+        "UPDATE pairs SET settled_version = ?2 WHERE id = ?1",
+        params![pair_id, version],
     )?;
     Ok(())
 }
 
-pub fn synced(conn: &Connection, pair_id: i64) -> rusqlite::Result<BTreeMap<String, Synced>> {
-    let mut stmt = conn.prepare(
-        "SELECT uid, a_href, a_etag, a_hash, b_href, b_etag, b_hash, base, summary
-         FROM item_state WHERE pair_id = ?1",
-    )?;
-    let rows = stmt.query_map([pair_id], |r| {
-        Ok(Synced {
-            uid: r.get(0)?,
-            a: SyncedSide {
-                href: r.get(1)?,
-                etag: r.get(2)?,
-                hash: r.get(3)?,
-            },
-            b: SyncedSide {
-                href: r.get(4)?,
-                etag: r.get(5)?,
-                hash: r.get(6)?,
-            },
-            base: r.get(7)?,
-            summary: r.get(8)?,
-        })
-    })?;
-    rows.map(|row| row.map(|s| (s.uid.clone(), s))).collect()
-}
-
 pub fn put_synced(conn: &Connection, pair_id: i64, item: &Synced) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO item_state (pair_id, uid, a_href, a_etag, a_hash, b_href, b_etag, b_hash, base,
            summary, synced_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -634,7 +675,8 @@ pub fn put_synced(conn: &Connection, pair_id: i64, item: &Synced) -> rusqlite::R
            a_hash = excluded.a_hash, b_href = excluded.b_href, b_etag = excluded.b_etag,
            b_hash = excluded.b_hash, base = excluded.base, summary = excluded.summary,
            synced_at_ms = excluded.synced_at_ms",
-        params![
+    )?
+    .execute(params![
             pair_id,
             item.uid,
             item.a.href,
@@ -646,16 +688,13 @@ pub fn put_synced(conn: &Connection, pair_id: i64, item: &Synced) -> rusqlite::R
             item.base,
             item.summary,
             now_ms()
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 
 pub fn remove_synced(conn: &Connection, pair_id: i64, uid: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM item_state WHERE pair_id = ?1 AND uid = ?2",
-        params![pair_id, uid],
-    )?;
+    conn.prepare_cached("DELETE FROM item_state WHERE pair_id = ?1 AND uid = ?2")?
+        .execute(params![pair_id, uid])?;
     Ok(())
 }
 
@@ -674,27 +713,32 @@ pub fn record_version(
     reason: &str,
     content: &[u8],
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO item_history (pair_id, storage_id, uid, side, href, summary, reason, content,
            recorded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            pair_id,
-            storage_id,
-            uid,
-            side.as_str(),
-            href,
-            summary,
-            reason,
-            content,
-            now_ms()
-        ],
-    )?;
-    conn.execute(
+    )?
+    .execute(params![
+        pair_id,
+        storage_id,
+        uid,
+        side.as_str(),
+        href,
+        summary,
+        reason,
+        content,
+        now_ms()
+    ])?;
+    conn.prepare_cached(
         "DELETE FROM item_history WHERE uid = ?1 AND side = ?2 AND pair_id = ?3 AND id NOT IN (
            SELECT id FROM item_history WHERE uid = ?1 AND side = ?2 AND pair_id = ?3
            ORDER BY id DESC LIMIT ?4)",
-        params![uid, side.as_str(), pair_id, HISTORY_VERSIONS_PER_ITEM_MAX],
-    )?;
+    )?
+    .execute(params![
+        uid,
+        side.as_str(),
+        pair_id,
+        HISTORY_VERSIONS_PER_ITEM_MAX
+    ])?;
     Ok(())
 }
 
@@ -843,10 +887,8 @@ pub fn open_conflict(conn: &Connection, pair_id: i64, conflict: &Conflict) -> ru
 }
 
 pub fn close_conflict(conn: &Connection, pair_id: i64, uid: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM conflicts WHERE pair_id = ?1 AND uid = ?2",
-        params![pair_id, uid],
-    )?;
+    conn.prepare_cached("DELETE FROM conflicts WHERE pair_id = ?1 AND uid = ?2")?
+        .execute(params![pair_id, uid])?;
     Ok(())
 }
 
