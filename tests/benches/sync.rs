@@ -6,8 +6,9 @@
 //! events are written straight into Radicale's storage, then its caches are built untimed, as
 //! an upload through it would have built them (see `warm_server`).
 //!
-//! One phase can be profiled by hand: `BIN --concord-configure DIR BASE_URL CALENDAR_URL USER`
-//! makes a data directory, then `BENCH_USER=.. BENCH_PASSWORD=.. BIN --concord-sync DIR` syncs.
+//! One phase can be profiled by hand: `BIN --serve DIR` starts the loaded and warmed server,
+//! makes a Concord data directory DIR for it, prints the child's environment and waits; then
+//! `BENCH_USER=.. BENCH_PASSWORD=.. BIN --concord-sync DIR` syncs, as often as wanted.
 //!
 //! Run: `CONCORD_TEST_VENV=.tools/venv cargo bench -p concord-e2e --bench sync`, with
 //! vdirsyncer from PyPI in that venv, or named by `VDIRSYNCER=/path/to/bin/vdirsyncer`.
@@ -41,10 +42,8 @@ fn main() -> Result<(), Failure> {
     if args.get(1).map(String::as_str) == Some("--concord-sync") {
         return concord_child(args.get(2).ok_or("no data dir")?);
     }
-    if args.get(1).map(String::as_str) == Some("--concord-configure") {
-        // For profiling one phase by hand: DATA_DIR BASE_URL CALENDAR_URL USER.
-        let arg = |i: usize| args.get(i).map(String::as_str).ok_or("missing argument");
-        return configure_concord(Path::new(arg(2)?), arg(3)?, arg(4)?, arg(5)?);
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        return serve(Path::new(args.get(2).ok_or("no data dir")?));
     }
     if args.iter().any(|a| a == "--list") {
         return Ok(()); // `cargo bench -- --list`
@@ -134,6 +133,29 @@ fn main() -> Result<(), Failure> {
     println!();
     println!("Floor (one sync-collection REPORT with the current token, curl): {floor:.1} ms");
     Ok(())
+}
+
+/// For profiling one phase by hand: the server of a run, and a Concord data directory for it.
+fn serve(concord_dir: &Path) -> Result<(), Failure> {
+    let server = DavServer::radicale().map_err(|e| e.to_string())?;
+    load_events(&server)?;
+    warm_server(&server)?;
+    fs::create_dir_all(concord_dir)?;
+    configure_concord(
+        concord_dir,
+        &server.url("/"),
+        &server.calendar_url(),
+        server.username(),
+    )?;
+    println!(
+        "BENCH_USER={} BENCH_PASSWORD={} (server at {}; interrupt to stop)",
+        server.username(),
+        server.password(),
+        server.calendar_url()
+    );
+    loop {
+        std::thread::park();
+    }
 }
 
 /// The child process: one durable sync of the pair, printing how long the sync itself took.
