@@ -195,6 +195,8 @@ pub struct PairSync {
     conn: Mutex<Connection>,
     /// Items fetched by this process's observations, so planning need not fetch them again.
     fetched: Mutex<[BTreeMap<String, Vec<u8>>; 2]>,
+    /// The summaries of those items, read when they were parsed, by href.
+    summaries: Mutex<[BTreeMap<String, String>; 2]>,
     /// One side's observation made alongside the other's, not yet asked for.
     ahead: Mutex<Option<Observation>>,
     /// See [`PairSync::committed_views`].
@@ -446,6 +448,7 @@ impl PairSync {
             b,
             conn: Mutex::new(conn),
             fetched: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
+            summaries: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
             ahead: Mutex::new(None),
             views: Mutex::new([None, None]),
             basis: Mutex::new(Basis::Unknown),
@@ -539,9 +542,13 @@ impl PairSync {
             refresh_after_s: listing.refresh_after_s,
             ..Observation::default()
         };
+        let mut summaries = BTreeMap::new();
         for fetched in storage.fetch(&to_fetch).await? {
             let (uid, hash) = match Item::parse(fetched.raw.clone()) {
-                Ok(item) => (Some(item.uid), Some(item.hash)),
+                Ok(item) => {
+                    summaries.insert(fetched.href.clone(), item.summary);
+                    (Some(item.uid), Some(item.hash))
+                }
                 Err(unreadable) => {
                     observation.unreadable.push((
                         fetched.href.clone(),
@@ -570,6 +577,10 @@ impl PairSync {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache[side_index(side)].clone_from(&observation.fetched);
+        drop(cache);
+        self.summaries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[side_index(side)] = summaries;
         Ok(observation)
     }
 
@@ -813,6 +824,9 @@ impl PairSync {
                     },
                 );
             }
+            // Each item read here is summarized from its content (parsed once: when observed,
+            // or when fetched just now).
+            let mut summarized = HashSet::new();
             for fetched in self.storage(side).fetch(&missing).await? {
                 if let Ok(item) = Item::parse(fetched.raw.clone())
                     && let Some(current) = views[i].get_mut(&item.uid)
@@ -820,15 +834,29 @@ impl PairSync {
                     current.etag = fetched.etag;
                     current.hash = item.hash;
                     current.raw = Some(fetched.raw);
-                }
-            }
-            for current in views[i].values_mut() {
-                if let Some(raw) = &current.raw
-                    && let Ok(item) = Item::parse(raw.clone())
-                {
                     current.summary = item.summary;
+                    summarized.insert(item.uid);
                 }
             }
+            let known = self
+                .summaries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (uid, current) in &mut views[i] {
+                let Some(raw) = &current.raw else { continue };
+                if summarized.contains(uid) {
+                    continue;
+                }
+                match known[i].get(&current.href) {
+                    Some(summary) => current.summary.clone_from(summary),
+                    None => {
+                        if let Ok(item) = Item::parse(raw.clone()) {
+                            current.summary = item.summary;
+                        }
+                    }
+                }
+            }
+            drop(known);
             // Gone since listed: leave it out rather than act on what we cannot read.
             let gone: Vec<String> = views[i]
                 .iter()
