@@ -1,6 +1,6 @@
 //! `make bench` (calendar sync): Concord against vdirsyncer, same Radicale, same data, one run.
-//! 5,000 events in a Radicale calendar synced to an empty vdir; then a sync with nothing
-//! changed; then one with 1% changed. Wall time, requests (counted by a loopback proxy in
+//! 5,000 events in a Radicale calendar synced to an empty vdir (twice per tool, in turns, into
+//! fresh folders); then a sync with nothing changed; then one with 1% changed. Wall time, requests (counted by a loopback proxy in
 //! front of the server) and peak memory (getrusage of the child process) for both, plus the
 //! floor: one sync-collection REPORT with the current token. Prints a Markdown table. The
 //! events are written straight into Radicale's storage, then its caches are built untimed, as
@@ -32,8 +32,13 @@ use concord_e2e::servers::{DavServer, venv_dir};
 const EVENTS: usize = 5_000;
 const CHANGED: usize = EVENTS / 100;
 const PAIR: &str = "bench";
-/// The pause between building the server's caches and the first timed run.
-const SETTLE_AFTER_WARM_UP: Duration = Duration::from_secs(30);
+/// The pause between building the server's caches and the first timed run (after a `sync`).
+/// Building them deletes some 10,000 temporary directories inside the server's storage; on an
+/// ext4 file system without a journal the kernel then skips each recently deleted inode when
+/// it allocates a new one (`recently_deleted()` in fs/ext4/ialloc.c: 60 s, or 360 s while the
+/// inode table block is dirty), so creating 5,000 files costs seconds of kernel time instead
+/// of a fraction. `CONCORD_BENCH_SETTLE_S` shortens it for a quick look.
+const SETTLE_AFTER_WARM_UP: Duration = Duration::from_secs(370);
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -53,51 +58,89 @@ fn main() -> Result<(), Failure> {
     let work = tempfile::tempdir()?;
     load_events(&server)?;
     warm_server(&server)?;
-    // Radicale's cache writes delete a temporary directory each; for some seconds after, the
-    // kernel (ext4) scans past those inodes on every file created, which would slow the first
-    // tool's writes only.
-    std::thread::sleep(SETTLE_AFTER_WARM_UP);
+    Command::new("sync").status()?;
+    let settle = std::env::var("CONCORD_BENCH_SETTLE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(SETTLE_AFTER_WARM_UP, Duration::from_secs);
+    eprintln!(
+        "Waiting {} s for the file system to settle after the server's warm-up",
+        settle.as_secs()
+    );
+    std::thread::sleep(settle);
 
-    let concord_dir = work.path().join("concord");
-    fs::create_dir_all(&concord_dir)?;
-    configure_concord(
-        &concord_dir,
-        &format!("http://127.0.0.1:{}/", proxy.port),
-        &format!("http://127.0.0.1:{}{}", proxy.port, server.calendar_path()),
-        server.username(),
-    )?;
-    let vdirsyncer_config = configure_vdirsyncer(work.path(), &server, proxy.port)?;
+    // Each tool syncs the initial phase twice, into fresh folders, in the order Concord,
+    // vdirsyncer, vdirsyncer, Concord: whatever the disk still does after the warm-up (see
+    // `SETTLE_AFTER_WARM_UP`) weighs on both alike. The later phases continue the first pair.
+    let mut concord_dirs = Vec::new();
+    let mut vdirsyncer_configs = Vec::new();
     let vdirsyncer = std::env::var_os("VDIRSYNCER")
         .map_or_else(|| venv_dir().join("bin/vdirsyncer"), PathBuf::from);
-    // vdirsyncer needs its discovery once; not timed.
-    run_measured(
-        Command::new(&vdirsyncer)
-            .args(["-c"])
-            .arg(&vdirsyncer_config)
-            .arg("discover"),
-    )?;
-
-    let mut rows = Vec::new();
-    for phase in ["initial (5,000 events)", "nothing changed", "1% changed"] {
-        if phase == "1% changed" {
-            change_events(&server)?;
-        }
+    for run in ["1", "2"] {
+        let concord_dir = work.path().join(format!("concord-{run}"));
+        fs::create_dir_all(&concord_dir)?;
+        configure_concord(
+            &concord_dir,
+            &format!("http://127.0.0.1:{}/", proxy.port),
+            &format!("http://127.0.0.1:{}{}", proxy.port, server.calendar_path()),
+            server.username(),
+        )?;
+        concord_dirs.push(concord_dir);
+        let config = configure_vdirsyncer(&work.path().join(run), &server, proxy.port)?;
+        // vdirsyncer needs its discovery once; not timed.
+        run_measured(
+            Command::new(&vdirsyncer)
+                .args(["-c"])
+                .arg(&config)
+                .arg("discover"),
+        )?;
+        vdirsyncer_configs.push(config);
+    }
+    let sync_concord = |dir: &Path| -> Result<(Measured, usize), Failure> {
         proxy.requests.store(0, Ordering::SeqCst);
-        let concord = run_measured(
+        let measured = run_measured(
             Command::new(std::env::current_exe()?)
                 .arg("--concord-sync")
-                .arg(&concord_dir)
+                .arg(dir)
                 .env("BENCH_USER", server.username())
                 .env("BENCH_PASSWORD", server.password()),
         )?;
-        let concord_requests = proxy.requests.swap(0, Ordering::SeqCst);
-        let vdirsyncer = run_measured(
+        Ok((measured, proxy.requests.swap(0, Ordering::SeqCst)))
+    };
+    let sync_vdirsyncer = |config: &Path| -> Result<(Measured, usize), Failure> {
+        proxy.requests.store(0, Ordering::SeqCst);
+        let measured = run_measured(
             Command::new(&vdirsyncer)
                 .args(["-c"])
-                .arg(&vdirsyncer_config)
+                .arg(config)
                 .arg("sync"),
         )?;
-        let vdirsyncer_requests = proxy.requests.swap(0, Ordering::SeqCst);
+        Ok((measured, proxy.requests.swap(0, Ordering::SeqCst)))
+    };
+    let (concord_dir, vdirsyncer_config) = (&concord_dirs[0], &vdirsyncer_configs[0]);
+
+    let mut rows = Vec::new();
+    let (c1, concord_requests) = sync_concord(concord_dir)?;
+    let (v1, vdirsyncer_requests) = sync_vdirsyncer(vdirsyncer_config)?;
+    let (v2, _) = sync_vdirsyncer(&vdirsyncer_configs[1])?;
+    let (c2, _) = sync_concord(&concord_dirs[1])?;
+    println!(
+        "Initial syncs in turn: Concord {:.0} ms, vdirsyncer {:.0} ms, vdirsyncer {:.0} ms, Concord {:.0} ms",
+        c1.wall_ms, v1.wall_ms, v2.wall_ms, c2.wall_ms
+    );
+    rows.push((
+        "initial (5,000 events), mean of two",
+        Measured::mean(&c1, &c2),
+        concord_requests,
+        Measured::mean(&v1, &v2),
+        vdirsyncer_requests,
+    ));
+    for phase in ["nothing changed", "1% changed"] {
+        if phase == "1% changed" {
+            change_events(&server)?;
+        }
+        let (concord, concord_requests) = sync_concord(concord_dir)?;
+        let (vdirsyncer, vdirsyncer_requests) = sync_vdirsyncer(vdirsyncer_config)?;
         rows.push((
             phase,
             concord,
@@ -106,12 +149,12 @@ fn main() -> Result<(), Failure> {
             vdirsyncer_requests,
         ));
     }
-    let floor = floor_ms(&concord_dir, &server)?;
+    let floor = floor_ms(concord_dir, &server)?;
     let items = |dir: &Path| fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     println!(
         "Concord vdir: {} files, vdirsyncer vdir: {} files",
         items(&concord_dir.join("vdir")),
-        items(&work.path().join("vdirsyncer-vdir"))
+        items(&work.path().join("1/vdirsyncer-vdir"))
     );
     println!();
     println!(
@@ -183,6 +226,17 @@ struct Measured {
     wall_ms: f64,
     max_rss_kb: u64,
     inner_ms: Option<f64>,
+}
+
+impl Measured {
+    /// Two runs as one: mean times, the higher peak memory.
+    fn mean(a: &Measured, b: &Measured) -> Measured {
+        Measured {
+            wall_ms: (a.wall_ms + b.wall_ms) / 2.0,
+            max_rss_kb: a.max_rss_kb.max(b.max_rss_kb),
+            inner_ms: a.inner_ms.zip(b.inner_ms).map(|(a, b)| (a + b) / 2.0),
+        }
+    }
 }
 
 /// Runs a command under a small Python wrapper that reports wall time and the child's peak
