@@ -160,9 +160,8 @@ impl Vdir {
         let mut staged = Vec::with_capacity(writes.len());
         for ((href, target, _), temp) in targets.into_iter().zip(temps) {
             staged.push(target.and_then(|target| {
-                let written = temp?.ok_or_else(|| {
-                    StorageError::Invalid(format!("{href} was not written"))
-                })?;
+                let written = temp?
+                    .ok_or_else(|| StorageError::Invalid(format!("{href} was not written")))?;
                 cleanup.0.push(written.temp.clone());
                 if let Err(err) = written.synced {
                     unsynced.get_or_insert(err);
