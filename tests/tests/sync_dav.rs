@@ -108,6 +108,13 @@ async fn create_update_delete_on_each_side(kind: ServerKind) {
         versions.iter().any(|v| v.reason == "overwritten"),
         "{versions:?}"
     );
+    // Each kept version is described as it reads: the overwritten one by its old title.
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.summary.starts_with("Keep") && !v.summary.contains("edited")),
+        "{kind}: {versions:?}"
+    );
     assert!(f.sync().await.plan.is_empty());
 }
 both_servers!(create_update_delete_on_each_side);

@@ -1066,8 +1066,10 @@ impl PairSync {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let pair = &self.pair;
         for action in batch {
+            // The kept version is described as it reads, not as the version replacing it.
             let keep =
                 |side: Side, href: &str, reason: &str, content: &[u8], summary: &str, uid: &str| {
+                    let own = Item::parse(content.to_vec()).ok().map(|item| item.summary);
                     state::record_version(
                         &tx,
                         pair.id,
@@ -1075,7 +1077,7 @@ impl PairSync {
                         side,
                         uid,
                         Some(href),
-                        summary,
+                        own.as_deref().unwrap_or(summary),
                         reason,
                         content,
                     )
