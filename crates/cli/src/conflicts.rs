@@ -9,7 +9,7 @@ use clap::{Subcommand, ValueEnum};
 use concord_core::Concord;
 use concord_core::sync::Side;
 use concord_core::sync::conflicts::{
-    self, Choice, ConflictSummary, Details, Field, Keep, Resolution, Version,
+    self, Choice, ConflictSummary, Details, Field, Keep, Preview, Resolution, Version,
 };
 use concord_core::sync::run::SystemKeyring;
 
@@ -116,17 +116,7 @@ pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), S
             let picks: BTreeMap<String, Side> = pick.into_iter().collect();
             if preview {
                 let preview = conflicts::preview(concord, id, &picks).map_err(|e| e.to_string())?;
-                if json {
-                    return print_json(&preview);
-                }
-                if !preview.unchosen.is_empty() {
-                    println!(
-                        "Still to choose (A's version shown): {}",
-                        preview.unchosen.join(", ")
-                    );
-                }
-                print!("{}", preview.content.replace("\r\n", "\n"));
-                return Ok(());
+                return print_preview(&preview, json);
             }
             let choice = match keep {
                 Some(keep) => Choice::Keep(keep.into()),
@@ -200,6 +190,21 @@ fn describe(d: &Details) -> String {
         parts.push(d.phones.join(", "));
     }
     parts.join(", ")
+}
+
+/// What a resolution or a merge would write, and the fields still to choose.
+pub(crate) fn print_preview(preview: &Preview, json: bool) -> Result<(), String> {
+    if json {
+        return print_json(preview);
+    }
+    if !preview.unchosen.is_empty() {
+        println!(
+            "Still to choose (A's version shown): {}",
+            preview.unchosen.join(", ")
+        );
+    }
+    print!("{}", preview.content.replace("\r\n", "\n"));
+    Ok(())
 }
 
 /// The fields as a table: label, base (when `with_base`), A, B; a `!` marks a field that

@@ -10,7 +10,7 @@ use concord_core::sync::Side;
 use concord_core::sync::duplicates::{self, Contact, Duplicate};
 use concord_core::sync::run::SystemKeyring;
 
-use crate::conflicts::{parse_pick, print_fields};
+use crate::conflicts::{parse_pick, print_fields, print_preview};
 use crate::print_json;
 
 #[derive(Debug, Subcommand)]
@@ -61,17 +61,7 @@ pub fn run(concord: &Concord, cmd: DuplicatesCommand, json: bool) -> Result<(), 
             if preview {
                 let preview =
                     duplicates::preview(concord, &id, &picks).map_err(|e| e.to_string())?;
-                if json {
-                    return print_json(&preview);
-                }
-                if !preview.unchosen.is_empty() {
-                    println!(
-                        "Still to choose (A's version shown): {}",
-                        preview.unchosen.join(", ")
-                    );
-                }
-                print!("{}", preview.content.replace("\r\n", "\n"));
-                return Ok(());
+                return print_preview(&preview, json);
             }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

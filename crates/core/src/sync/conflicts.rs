@@ -1181,19 +1181,11 @@ async fn resolve_picked(
     for (side, recorded) in &to_write {
         let storage = sync.storage(*side);
         match storage
-            .update(&recorded.href, &recorded.etag, &content)
+            .overwrite(&recorded.href, &recorded.etag, &content, &hash)
             .await
         {
-            Ok(etag) => {
-                storage.flush()?;
-                holding.insert(
-                    side.as_str(),
-                    SyncedSide {
-                        href: recorded.href.clone(),
-                        etag,
-                        hash: hash.clone(),
-                    },
-                );
+            Ok(now) => {
+                holding.insert(side.as_str(), now);
             }
             Err(err) if err.is_changed() => {
                 let now = [

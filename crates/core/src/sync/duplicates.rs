@@ -342,19 +342,11 @@ pub async fn merge(
         let recorded = a.synced.side(*side);
         let storage = sync_a.storage(*side);
         match storage
-            .update(&recorded.href, &recorded.etag, &content)
+            .overwrite(&recorded.href, &recorded.etag, &content, &hash)
             .await
         {
-            Ok(etag) => {
-                storage.flush()?;
-                holding.insert(
-                    side.as_str(),
-                    SyncedSide {
-                        href: recorded.href.clone(),
-                        etag,
-                        hash: hash.clone(),
-                    },
-                );
+            Ok(now) => {
+                holding.insert(side.as_str(), now);
             }
             Err(err) if err.is_changed() => return Err(changed(a, *side)),
             Err(err) => return Err(err.into()),

@@ -1211,37 +1211,14 @@ impl PairSync {
                 let Some(found) = now.into_iter().next() else {
                     return Err(err);
                 };
-                match (Item::parse(found.raw), action) {
-                    (
-                        Ok(item),
-                        Action::Create {
-                            uid,
-                            content,
-                            source,
-                            summary,
-                            ..
-                        }
-                        | Action::Update {
-                            uid,
-                            content,
-                            source,
-                            summary,
-                            ..
-                        },
-                    ) if item.hash == hash => {
-                        let written = SyncedSide {
+                // Already holding what was to be written: recorded as written.
+                match Item::parse(found.raw) {
+                    Ok(item) if item.hash == hash => {
+                        let made = Listed {
                             href: found.href,
                             etag: found.etag,
-                            hash,
                         };
-                        Ok(Done::Synced(synced_pair(
-                            side,
-                            written,
-                            source.clone(),
-                            uid,
-                            content,
-                            summary,
-                        )))
+                        written_done(action, side, made)
                     }
                     _ => Err(err),
                 }

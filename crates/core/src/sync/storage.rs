@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::caldav::DavCollection;
 use super::item::{ItemKind, sha256_hex};
+use super::state::SyncedSide;
 use super::vdir::Vdir;
 use super::webcal::Webcal;
 use crate::dav::DavError;
@@ -180,6 +181,24 @@ impl Storage {
             Storage::Dav(s) => s.update(href, etag, raw).await,
             Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
         }
+    }
+
+    /// Replaces the item at `href` (if its etag is still `etag`) with `raw`, whose normalized
+    /// hash is `hash`, and makes it durable: where the item is now.
+    pub async fn overwrite(
+        &self,
+        href: &str,
+        etag: &str,
+        raw: &[u8],
+        hash: &str,
+    ) -> Result<SyncedSide, StorageError> {
+        let etag = self.update(href, etag, raw).await?;
+        self.flush()?;
+        Ok(SyncedSide {
+            href: href.to_owned(),
+            etag,
+            hash: hash.to_owned(),
+        })
     }
 
     /// Makes several creates and updates, in order; each has its own result (`href` and new
