@@ -222,12 +222,9 @@ async fn a_412_from_another_client_is_re_read_never_overwritten(kind: ServerKind
     let sync = PairSync::open(&f.concord, PAIR, &f.credentials).unwrap();
     let a = sync.observe(Side::A).await.unwrap();
     let b = sync.observe(Side::B).await.unwrap();
-    sync.commit(&a).unwrap();
-    sync.commit(&b).unwrap();
-    let prepared = sync
-        .prepare(&[&a, &b], &SyncOptions::default())
-        .await
-        .unwrap();
+    sync.commit(a).unwrap();
+    sync.commit(b).unwrap();
+    let prepared = sync.prepare(&[], &SyncOptions::default()).await.unwrap();
     assert_eq!(prepared.plan.counts().update_a, 1);
     f.server_put("p.ics", &event("p", "Renamed by someone else", "Room 1"));
     let report = sync.apply(prepared).await.unwrap();

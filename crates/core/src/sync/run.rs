@@ -119,8 +119,9 @@ pub struct Observation {
     refresh_after_s: Option<u64>,
     /// The side's full view after this listing, by href.
     seen: BTreeMap<String, Seen>,
-    /// The stored view it replaces.
-    previous: BTreeMap<String, Seen>,
+    /// Where it differs from the stored view it replaces: each item as it was and as it is,
+    /// None where absent.
+    differences: Vec<(Option<Seen>, Option<Seen>)>,
     /// Raw bytes fetched in this run, by href.
     fetched: BTreeMap<String, Vec<u8>>,
     /// Unreadable items found in this run: href, etag, summary, reason.
@@ -197,10 +198,8 @@ pub struct PairSync {
     fetched: Mutex<[BTreeMap<String, Vec<u8>>; 2]>,
     /// The summaries of those items, read when they were parsed, by href.
     summaries: Mutex<[BTreeMap<String, String>; 2]>,
-    /// One side's observation made alongside the other's, not yet asked for.
-    ahead: Mutex<Option<Observation>>,
     /// See [`PairSync::committed_views`].
-    views: Mutex<[Option<BTreeMap<String, Seen>>; 2]>,
+    views: Mutex<[Option<CommittedView>; 2]>,
     /// See [`Basis`].
     basis: Mutex<Basis>,
     /// Whether each side's last committed listing was complete (not a delta since a token):
@@ -230,14 +229,14 @@ pub async fn sync_pair(
         let prepared = sync.prepare(&[&a, &b], options).await?;
         return Ok(sync.report(&prepared, true, Vec::new()));
     }
-    sync.commit(&a)?;
-    sync.commit(&b)?;
+    sync.commit(a)?;
+    sync.commit(b)?;
     // Planned from the views just committed, as the durable workflow plans.
     let prepared = sync.prepare(&[], options).await?;
     sync.apply(prepared).await
 }
 
-/// The durable workflow running [`sync_pair`] as checkpointed steps: observe A, observe B,
+/// The durable workflow running [`sync_pair`] as checkpointed steps: observe (both sides),
 /// apply. Input: `{"pair": NAME, "allow_deletes": bool}`.
 pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Workflow {
     Workflow::new(SYNC_WORKFLOW, move |ctx: Ctx| {
@@ -257,17 +256,16 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
             };
             let sync = PairSync::open(&concord, &input.pair, credentials.as_ref())
                 .map_err(StepError::from)?;
-            for side in Side::BOTH {
-                ctx.step(&format!("observe-{}", side.as_str()), || async {
-                    let observation = sync
-                        .observe_both_ways(side)
-                        .await
-                        .map_err(StepError::from)?;
-                    sync.commit(&observation).map_err(StepError::from)?;
-                    Ok::<_, StepError>(observation.seen.len())
-                })
-                .await?;
-            }
+            // Both sides at once: a folder is listed while a server answers.
+            ctx.step("observe", || async {
+                let (a, b) = tokio::join!(sync.observe(Side::A), sync.observe(Side::B));
+                let (a, b) = (a.map_err(StepError::from)?, b.map_err(StepError::from)?);
+                let counts = (a.seen.len(), b.seen.len());
+                sync.commit(a).map_err(StepError::from)?;
+                sync.commit(b).map_err(StepError::from)?;
+                Ok::<_, StepError>(counts)
+            })
+            .await?;
             let report = ctx
                 .step("apply", || async {
                     let prepared = sync.prepare(&[], &options).await.map_err(StepError::from)?;
@@ -449,7 +447,6 @@ impl PairSync {
             conn: Mutex::new(conn),
             fetched: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
             summaries: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
-            ahead: Mutex::new(None),
             views: Mutex::new([None, None]),
             basis: Mutex::new(Basis::Unknown),
             complete: Mutex::new([None, None]),
@@ -473,32 +470,6 @@ impl PairSync {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Observes `side`. Observing A (the first) also observes B at the same time (a folder is
-    /// listed while a server answers) and keeps that observation for the call that asks for
-    /// it; committing one side does not change what the other side showed. A run resumed
-    /// after A was committed observes B alone.
-    pub async fn observe_both_ways(&self, side: Side) -> Result<Observation, SyncError> {
-        let kept = self
-            .ahead
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take_if(|o| o.side == Some(side));
-        if let Some(observation) = kept {
-            return Ok(observation);
-        }
-        if side != Side::A {
-            return self.observe(side).await;
-        }
-        let (this, other) = tokio::join!(self.observe(side), self.observe(side.other()));
-        if let Ok(other) = other {
-            *self
-                .ahead
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(other);
-        }
-        this
-    }
-
     /// Lists what changed on `side` since the stored token and fetches it.
     pub async fn observe(&self, side: Side) -> Result<Observation, SyncError> {
         let storage = self.storage(side);
@@ -516,22 +487,30 @@ impl PairSync {
             state::seen(&self.conn(), self.pair.id, side)
         });
         let (listing, previous) = (listing?, previous?);
-        let mut seen = if listing.complete {
-            BTreeMap::new()
+        // A complete listing is a new view, compared with the stored one once it is built; a
+        // delta since the token is applied to the stored view, noting each difference.
+        let (mut seen, mut previous, mut differences) = if listing.complete {
+            (BTreeMap::new(), Some(previous), Vec::new())
         } else {
-            let mut kept = previous.clone();
-            for href in &listing.deleted {
-                kept.remove(href);
-            }
-            kept
+            (previous, None, Vec::new())
         };
+        if previous.is_none() {
+            for href in &listing.deleted {
+                if let Some(gone) = seen.remove(href) {
+                    differences.push((Some(gone), None));
+                }
+            }
+        }
         let mut to_fetch = Vec::new();
         for listed in &listing.changed {
-            match previous.get(&listed.href) {
-                Some(known) if known.etag == listed.etag => {
-                    seen.insert(listed.href.clone(), known.clone());
+            let known = previous.as_ref().unwrap_or(&seen).get(&listed.href);
+            match known.filter(|known| known.etag == listed.etag).cloned() {
+                // Unchanged: a new view takes it over; a delta holds it already.
+                Some(known) if previous.is_some() => {
+                    seen.insert(listed.href.clone(), known);
                 }
-                _ => to_fetch.push(listed.href.clone()),
+                Some(_) => {}
+                None => to_fetch.push(listed.href.clone()),
             }
         }
         let mut observation = Observation {
@@ -559,19 +538,26 @@ impl PairSync {
                     (None, None)
                 }
             };
-            seen.insert(
-                fetched.href.clone(),
-                Seen {
-                    href: fetched.href.clone(),
-                    etag: fetched.etag,
-                    uid,
-                    hash,
-                },
-            );
+            let now = Seen {
+                href: fetched.href.clone(),
+                etag: fetched.etag,
+                uid,
+                hash,
+            };
+            let was = seen.insert(fetched.href.clone(), now.clone());
+            if previous.is_none() && was.as_ref() != Some(&now) {
+                differences.push((was, Some(now)));
+            }
             observation.fetched.insert(fetched.href, fetched.raw);
         }
+        if let Some(previous) = previous.take() {
+            differences = view_differences(&previous, &seen)
+                .into_iter()
+                .map(|(was, now)| (was.cloned(), now.cloned()))
+                .collect();
+        }
         observation.seen = seen;
-        observation.previous = previous;
+        observation.differences = differences;
         let mut cache = self
             .fetched
             .lock()
@@ -585,7 +571,7 @@ impl PairSync {
     }
 
     /// Stores an observation: the side's view, its token, and its quarantine.
-    pub fn commit(&self, observation: &Observation) -> Result<(), SyncError> {
+    pub fn commit(&self, observation: Observation) -> Result<(), SyncError> {
         let Some(side) = observation.side else {
             return Ok(());
         };
@@ -593,8 +579,9 @@ impl PairSync {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)[side_index(side)] =
             Some(observation.complete);
-        let has_duplicates = has_duplicate_uids(&observation.seen);
-        let differences = view_differences(&observation.previous, &observation.seen);
+        let stats = ViewStats::of(&observation.seen);
+        let has_duplicates = stats.duplicate > 0;
+        let differences = &observation.differences;
         let unchanged = differences.is_empty()
             && observation.token == observation.previous_token
             && observation.refresh_after_s.is_none()
@@ -604,7 +591,7 @@ impl PairSync {
             // The stored view, token and quarantine already say all this: no write, no fsync.
             let versions = state::plan_versions(&self.conn(), self.pair.id)?;
             self.basis().advance(versions, versions.0, []);
-            self.committed_views()[side_index(side)] = Some(observation.seen.clone());
+            self.keep_view(side, observation.seen, stats);
             return Ok(());
         }
         let mut conn = self.conn();
@@ -618,7 +605,7 @@ impl PairSync {
         let before = state::plan_versions(&tx, self.pair.id)?;
         // Only what differs from the stored view is written (a no-change sync writes nothing).
         let mut touched = BTreeSet::new();
-        for (before, after) in &differences {
+        for (before, after) in differences {
             match after {
                 Some(seen) => state::put_seen(&tx, self.pair.id, side, seen)?,
                 None => {
@@ -654,19 +641,26 @@ impl PairSync {
         for (href, etag, summary, reason) in &observation.unreadable {
             state::quarantine(&tx, self.pair.id, side, href, etag, summary, reason)?;
         }
-        for (dup, kept) in duplicates(&observation.seen, &synced, side).1 {
-            let reason = format!(
-                "another item ({kept}) has the same UID {}; only that one is synced",
-                dup.uid.as_deref().unwrap_or_default()
-            );
-            state::quarantine(&tx, self.pair.id, side, &dup.href, &dup.etag, "", &reason)?;
+        if has_duplicates {
+            for (dup, kept) in duplicates(&observation.seen, &synced, side).1 {
+                let reason = format!(
+                    "another item ({kept}) has the same UID {}; only that one is synced",
+                    dup.uid.as_deref().unwrap_or_default()
+                );
+                state::quarantine(&tx, self.pair.id, side, &dup.href, &dup.etag, "", &reason)?;
+            }
         }
         let after = state::plan_versions(&tx, self.pair.id)?.0;
         tx.commit()?;
         drop(conn);
         self.basis().advance(before, after, touched);
-        self.committed_views()[side_index(side)] = Some(observation.seen.clone());
+        self.keep_view(side, observation.seen, stats);
         Ok(())
+    }
+
+    /// Keeps a side's committed view for the next plan, with its numbers.
+    fn keep_view(&self, side: Side, seen: BTreeMap<String, Seen>, stats: ViewStats) {
+        self.committed_views()[side_index(side)] = Some(CommittedView { seen, stats });
     }
 
     fn basis(&self) -> MutexGuard<'_, Basis> {
@@ -677,7 +671,7 @@ impl PairSync {
 
     /// Each side's view as this process last committed it (taken by the next plan; cleared
     /// when a run records writes).
-    fn committed_views(&self) -> MutexGuard<'_, [Option<BTreeMap<String, Seen>>; 2]> {
+    fn committed_views(&self) -> MutexGuard<'_, [Option<CommittedView>; 2]> {
         self.views
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -739,12 +733,17 @@ impl PairSync {
                 }
                 let view = match kept[i].take() {
                     Some(view) => view,
-                    None => state::seen(&tx, self.pair.id, side)?,
+                    None => {
+                        let seen = state::seen(&tx, self.pair.id, side)?;
+                        let stats = ViewStats::of(&seen);
+                        CommittedView { seen, stats }
+                    }
                 };
-                stats[i] = ViewStats::of(&view);
+                stats[i] = view.stats;
                 stored[i] = Some(match scope {
                     Some(uids) => {
                         let in_scope = view
+                            .seen
                             .iter()
                             .filter(|(_, s)| s.uid.as_ref().is_some_and(|uid| uids.contains(uid)))
                             .map(|(href, s)| (href.clone(), s.clone()))
@@ -752,7 +751,7 @@ impl PairSync {
                         kept[i] = Some(view);
                         in_scope
                     }
-                    None => view,
+                    None => view.seen,
                 });
             }
             let (synced, count) = match scope {
@@ -792,7 +791,7 @@ impl PairSync {
             if let Some(o) = observed {
                 stats[i] = ViewStats::of(&o.seen);
             }
-            quarantined += stats[i].unreadable_or_duplicate;
+            quarantined += stats[i].unreadable + stats[i].duplicate;
             let (unique, _) = duplicates(seen, &synced, side);
             let mut missing = Vec::new();
             for (uid, s) in &unique {
@@ -1037,7 +1036,7 @@ impl PairSync {
         for (i, side) in Side::BOTH.into_iter().enumerate() {
             if wrote[i] && !matches!(self.storage(side), Storage::Vdir(_)) {
                 let observation = self.observe(side).await?;
-                self.commit(&observation)?;
+                self.commit(observation)?;
             }
         }
         {
@@ -1296,7 +1295,12 @@ impl PairSync {
 
     /// Records what was done; `expected` follows the plan-input count (see [`PairSync::apply`]).
     fn record(&self, done: &[Done], expected: &mut Option<i64>) -> Result<(), SyncError> {
-        *self.committed_views() = [None, None];
+        // The writes outdate the committed views. Freeing thousands of entries takes a
+        // millisecond or more, so it is done beside the sync, not in its way.
+        let outdated = std::mem::take(&mut *self.committed_views());
+        if outdated.iter().any(Option::is_some) {
+            std::thread::spawn(move || drop(outdated));
+        }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = self.pair.id;
@@ -1429,21 +1433,35 @@ fn side_index(side: Side) -> usize {
 /// A side's whole view in numbers, as planning needs them when it looks at a part only.
 #[derive(Debug, Clone, Copy, Default)]
 struct ViewStats {
-    /// Items that cannot be read, or share their UID with another kept instead.
-    unreadable_or_duplicate: usize,
+    /// Items that cannot be read.
+    unreadable: usize,
+    /// Items that share their UID with another kept instead.
+    duplicate: usize,
     /// Whether any item can be read.
     readable: bool,
 }
 
 impl ViewStats {
     fn of(seen: &BTreeMap<String, Seen>) -> Self {
-        let uids: Vec<&str> = seen.values().filter_map(|s| s.uid.as_deref()).collect();
-        let distinct: HashSet<&str> = uids.iter().copied().collect();
+        let mut distinct = HashSet::with_capacity(seen.len());
+        let mut readable = 0;
+        for uid in seen.values().filter_map(|s| s.uid.as_deref()) {
+            readable += 1;
+            distinct.insert(uid);
+        }
         Self {
-            unreadable_or_duplicate: (seen.len() - uids.len()) + (uids.len() - distinct.len()),
-            readable: !uids.is_empty(),
+            unreadable: seen.len() - readable,
+            duplicate: readable - distinct.len(),
+            readable: readable > 0,
         }
     }
+}
+
+/// A side's view as this process committed it, with its numbers.
+#[derive(Debug)]
+struct CommittedView {
+    seen: BTreeMap<String, Seen>,
+    stats: ViewStats,
 }
 
 /// The items whose view differs between `before` and `after`, found in one pass through
