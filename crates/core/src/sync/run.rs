@@ -278,6 +278,8 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
             serde_json::to_value(report).map_err(|err| StepError::permanent(err.to_string()))
         }
     })
+    // 2: both sides observed in one step (was one step per side).
+    .version(2)
 }
 
 /// How long [`sync_durably`] and `conflicts::resolve_durably` wait for their run: one another
@@ -956,7 +958,10 @@ impl PairSync {
         // The plan-input count as this run's own writes leave it; None once another writer
         // moved it too (then the pair is not marked settled: what it did is unknown here).
         let mut expected = Some(prepared.version);
-        for batch in prepared.plan.actions.chunks(APPLY_BATCH_MAX) {
+        let batches = prepared.plan.actions.chunks(APPLY_BATCH_MAX).count();
+        // Whether the last batch's record also stored the pair's "ran fine" state.
+        let mut finished = false;
+        for (n, batch) in prepared.plan.actions.chunks(APPLY_BATCH_MAX).enumerate() {
             self.keep_versions(batch)?;
             let mut done: Vec<Done> = Vec::with_capacity(batch.len());
             let mut results = Vec::with_capacity(batch.len());
@@ -1013,7 +1018,7 @@ impl PairSync {
                         for side in Side::BOTH {
                             self.storage(side).flush()?;
                         }
-                        self.record(&done, &mut expected)?;
+                        self.record(&done, &mut expected, None)?;
                         let message = err.to_string();
                         let _ = state::set_outcome(&self.conn(), self.pair.id, Some(&message));
                         return Err(err.into());
@@ -1025,7 +1030,9 @@ impl PairSync {
                     self.storage(side).flush()?;
                 }
             }
-            self.record(&done, &mut expected)?;
+            // With nothing to list again afterwards, the last batch's record finishes the run.
+            finished = n + 1 == batches && !self.relist(wrote);
+            self.record(&done, &mut expected, finished.then_some(&deferred))?;
         }
         // The stored token predates our own writes: a change that nets out against it (an item
         // deleted and restored, created and deleted) would never be reported. Listing the
@@ -1034,23 +1041,15 @@ impl PairSync {
         // A folder has no token: its next listing is complete anyway, and what was written is
         // recorded with the etags the writes returned.
         for (i, side) in Side::BOTH.into_iter().enumerate() {
-            if wrote[i] && !matches!(self.storage(side), Storage::Vdir(_)) {
+            if wrote[i] && self.relist([i == 0, i == 1]) {
                 let observation = self.observe(side).await?;
                 self.commit(observation)?;
             }
         }
-        {
-            // One transaction (one commit to disk) for the pair's "ran fine" state.
+        if !finished {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            state::set_stopped(&tx, self.pair.id, None)?;
-            state::set_outcome(&tx, self.pair.id, None)?;
-            // Every action went through and nothing else moved since planning (listing the
-            // written sides again found only our own writes): nothing is left to do.
-            let now = state::plan_versions(&tx, self.pair.id)?.0;
-            if deferred.is_empty() && expected == Some(now) {
-                state::settle(&tx, self.pair.id, now)?;
-            }
+            ran_fine(&tx, self.pair.id, &deferred, expected)?;
             tx.commit()?;
         }
         // Display name and colour ride along (at most hourly); they never fail the sync.
@@ -1293,8 +1292,24 @@ impl PairSync {
         })
     }
 
+    /// Whether a run that wrote to the sides of `wrote` lists them again afterwards (see
+    /// [`PairSync::apply`]): a server's, not a folder's.
+    fn relist(&self, wrote: [bool; 2]) -> bool {
+        Side::BOTH
+            .into_iter()
+            .zip(wrote)
+            .any(|(side, wrote)| wrote && !matches!(self.storage(side), Storage::Vdir(_)))
+    }
+
     /// Records what was done; `expected` follows the plan-input count (see [`PairSync::apply`]).
-    fn record(&self, done: &[Done], expected: &mut Option<i64>) -> Result<(), SyncError> {
+    /// The run's last record, given the writes `deferred`, also stores that the pair ran fine
+    /// (one commit to disk for both).
+    fn record(
+        &self,
+        done: &[Done],
+        expected: &mut Option<i64>,
+        finish: Option<&[String]>,
+    ) -> Result<(), SyncError> {
         // The writes outdate the committed views. Freeing thousands of entries takes a
         // millisecond or more, so it is done beside the sync, not in its way.
         let outdated = std::mem::take(&mut *self.committed_views());
@@ -1342,9 +1357,30 @@ impl PairSync {
         if expected.is_some() {
             *expected = Some(state::plan_versions(&tx, id)?.0);
         }
+        if let Some(deferred) = finish {
+            ran_fine(&tx, id, deferred, *expected)?;
+        }
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Stores that the pair's run went through. If every action did and nothing else moved the
+/// plan-input count since planning (`expected` is where the run's own writes left it), nothing
+/// is left to do: the pair is settled.
+fn ran_fine(
+    tx: &rusqlite::Transaction<'_>,
+    pair_id: i64,
+    deferred: &[String],
+    expected: Option<i64>,
+) -> Result<(), SyncError> {
+    state::set_stopped(tx, pair_id, None)?;
+    state::set_outcome(tx, pair_id, None)?;
+    let now = state::plan_versions(tx, pair_id)?.0;
+    if deferred.is_empty() && expected == Some(now) {
+        state::settle(tx, pair_id, now)?;
+    }
+    Ok(())
 }
 
 /// The side a create or update writes to; None for any other action.
