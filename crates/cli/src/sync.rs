@@ -774,6 +774,8 @@ pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), Str
             Err(err) => failures.push(format!("{pair}: {err}")),
         }
     }
+    // Everything ran: the runtime's idle threads are not waited for on the way out.
+    rt.shutdown_background();
     if json {
         print_json(&serde_json::json!({
             "reports": reports, "errors": failures, "collections": refreshes,

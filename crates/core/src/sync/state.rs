@@ -577,11 +577,13 @@ pub fn seen(
     rows.map(|row| row.map(|s| (s.href.clone(), s))).collect()
 }
 
+/// Stores an item as a side shows it; a row that already says the same is not rewritten.
 pub fn put_seen(conn: &Connection, pair_id: i64, side: Side, seen: &Seen) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO item_seen (pair_id, side, href, etag, uid, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (pair_id, side, href) DO UPDATE SET etag = excluded.etag, uid = excluded.uid,
-           hash = excluded.hash",
+           hash = excluded.hash
+         WHERE (etag, uid, hash) IS NOT (excluded.etag, excluded.uid, excluded.hash)",
     )?
     .execute(params![pair_id, side.as_str(), seen.href, seen.etag, seen.uid, seen.hash])?;
     Ok(())
