@@ -58,6 +58,7 @@ bench: deps
 	scripts/deps.sh venv
 	$(CARGO) bench -p concord-durable --bench engine
 	$(CARGO) bench -p concord-core --bench feeds
+	$(CARGO) bench -p concord-core --bench vdir_write
 	$(CARGO) bench -p concord-e2e --bench sync
 
 lint:
