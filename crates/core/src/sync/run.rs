@@ -19,7 +19,7 @@ use super::state::{
     self, Account, Pair, Seen, Side, StorageConfig, StorageKind, Synced, SyncedSide,
 };
 use super::storage::{ItemWrite, Listed, Storage, StorageError};
-use super::vdir::Vdir;
+use super::vdir::{StagedBatch, Vdir};
 use super::webcal::Webcal;
 use crate::Concord;
 use crate::dav::Credentials;
@@ -962,24 +962,17 @@ impl PairSync {
         // Whether the last batch's record also stored the pair's "ran fine" state.
         let mut finished = false;
         for (n, batch) in prepared.plan.actions.chunks(APPLY_BATCH_MAX).enumerate() {
-            self.keep_versions(batch)?;
+            let mut staged = self.keep_versions_staging(batch)?;
             let mut done: Vec<Done> = Vec::with_capacity(batch.len());
             let mut results = Vec::with_capacity(batch.len());
             let mut start = 0;
             while start < batch.len() {
-                // A run of creates and updates on one side is written as one batch (a vdir
-                // makes it durable at once); anything else one by one, in plan order.
-                let group_side = single_write_side(&batch[start]);
-                let end = match group_side {
-                    Some(side) => batch[start..]
-                        .iter()
-                        .position(|a| single_write_side(a) != Some(side))
-                        .map_or(batch.len(), |n| start + n),
-                    None => start + 1,
-                };
+                let (group_side, end) = group_at(batch, start);
                 let group = &batch[start..end];
                 let written = match group_side {
-                    Some(side) if group.len() > 1 => self.write_group(side, group).await,
+                    Some(side) if group.len() > 1 => {
+                        self.write_group(side, group, staged.take()).await
+                    }
                     _ => Ok(vec![self.write(&batch[start]).await]),
                 };
                 let hard_error = match written {
@@ -1057,6 +1050,31 @@ impl PairSync {
             tracing::warn!(pair = %self.pair.name, %err, "display name and colour not synced");
         }
         Ok(self.report(&prepared, false, deferred))
+    }
+
+    /// Keeps, durably, the versions `batch` overwrites or deletes, before any of its writes.
+    /// When the batch starts with several writes to a folder, they are kept while that folder
+    /// makes those files durable under temporary names (returned, to be moved into place by
+    /// [`PairSync::write_group`]); nothing is in place until both are done.
+    fn keep_versions_staging(
+        &self,
+        batch: &[Action],
+    ) -> Result<Option<Result<StagedBatch, StorageError>>, SyncError> {
+        let (side, end) = group_at(batch, 0);
+        let vdir = match side.map(|side| self.storage(side)) {
+            Some(Storage::Vdir(vdir)) if end > 1 => vdir,
+            _ => return self.keep_versions(batch).map(|()| None),
+        };
+        let writes = item_writes(&batch[..end]);
+        let (kept, staged) = std::thread::scope(|scope| {
+            let kept = scope.spawn(|| self.keep_versions(batch));
+            let staged = vdir.stage(&writes);
+            (kept.join(), staged)
+        });
+        kept.map_err(|_| {
+            SyncError::Run("keeping the versions a sync replaces failed".to_owned())
+        })??;
+        Ok(Some(staged))
     }
 
     fn keep_versions(&self, batch: &[Action]) -> Result<(), SyncError> {
@@ -1151,27 +1169,13 @@ impl PairSync {
         &self,
         side: Side,
         group: &[Action],
+        staged: Option<Result<StagedBatch, StorageError>>,
     ) -> Result<Vec<Result<Done, StorageError>>, StorageError> {
-        let writes: Vec<ItemWrite<'_>> = group
-            .iter()
-            .filter_map(|action| match action {
-                Action::Create { uid, content, .. } => {
-                    Some(ItemWrite::Create { uid, raw: content })
-                }
-                Action::Update {
-                    href,
-                    etag,
-                    content,
-                    ..
-                } => Some(ItemWrite::Update {
-                    href,
-                    etag,
-                    raw: content,
-                }),
-                _ => None,
-            })
-            .collect();
-        let written = self.storage(side).write_many(&writes).await?;
+        let writes = item_writes(group);
+        let written = match (staged, self.storage(side)) {
+            (Some(staged), Storage::Vdir(vdir)) => vdir.place(&writes, staged?),
+            _ => self.storage(side).write_many(&writes).await?,
+        };
         let mut out = Vec::with_capacity(written.len());
         for (action, result) in group.iter().zip(written) {
             let done = result.and_then(|listed| written_done(action, side, listed));
@@ -1381,6 +1385,42 @@ fn ran_fine(
         state::settle(tx, pair_id, now)?;
     }
     Ok(())
+}
+
+/// The group of actions written together from `start` of `batch`: a run of creates and updates
+/// on one side (one batch of its storage; a vdir makes it durable at once), else the action
+/// alone. Its side if it writes, and where it ends.
+fn group_at(batch: &[Action], start: usize) -> (Option<Side>, usize) {
+    let side = batch.get(start).and_then(single_write_side);
+    let end = match side {
+        Some(side) => batch[start..]
+            .iter()
+            .position(|a| single_write_side(a) != Some(side))
+            .map_or(batch.len(), |n| start + n),
+        None => start + 1,
+    };
+    (side, end)
+}
+
+/// The writes of a group of creates and updates.
+fn item_writes(group: &[Action]) -> Vec<ItemWrite<'_>> {
+    group
+        .iter()
+        .filter_map(|action| match action {
+            Action::Create { uid, content, .. } => Some(ItemWrite::Create { uid, raw: content }),
+            Action::Update {
+                href,
+                etag,
+                content,
+                ..
+            } => Some(ItemWrite::Update {
+                href,
+                etag,
+                raw: content,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The side a create or update writes to; None for any other action.

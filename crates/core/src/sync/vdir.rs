@@ -44,6 +44,13 @@ pub const FILES_PER_THREAD_MIN: usize = 3;
 /// Replaced files waiting to be freed (see [`release`]); past this, moving waits for freeing.
 pub const RELEASE_QUEUE_MAX: usize = 128;
 
+/// A batch's files made durable under temporary names, not yet in place (see [`Vdir::stage`]);
+/// dropped, it removes the temporary files still there.
+pub struct StagedBatch {
+    staged: Vec<Result<Staged, StorageError>>,
+    cleanup: TempFiles,
+}
+
 /// A temporary file written, not yet durable nor in place.
 struct Staged {
     temp: PathBuf,
@@ -151,6 +158,14 @@ impl Vdir {
         &self,
         writes: &[ItemWrite<'_>],
     ) -> Result<Vec<Result<Listed, StorageError>>, StorageError> {
+        let staged = self.stage(writes)?;
+        Ok(self.place(writes, staged))
+    }
+
+    /// The first half of [`Vdir::write_many`]: each file written to a temporary file and made
+    /// durable, nothing in place yet (dropping the result removes them). An error means none
+    /// can be placed.
+    pub fn stage(&self, writes: &[ItemWrite<'_>]) -> Result<StagedBatch, StorageError> {
         let targets: Vec<(String, Result<PathBuf, StorageError>, &[u8])> = writes
             .iter()
             .map(|write| {
@@ -189,6 +204,17 @@ impl Vdir {
         if let Some(err) = unsynced {
             return Err(err);
         }
+        Ok(StagedBatch { staged, cleanup })
+    }
+
+    /// The second half of [`Vdir::write_many`]: the staged files of `writes` (as
+    /// [`Vdir::stage`] was given them) moved into place, in order.
+    pub fn place(
+        &self,
+        writes: &[ItemWrite<'_>],
+        batch: StagedBatch,
+    ) -> Vec<Result<Listed, StorageError>> {
+        let StagedBatch { staged, cleanup } = batch;
         let mut done = Vec::with_capacity(writes.len());
         for (write, staged) in writes.iter().zip(staged) {
             let result = staged.and_then(|staged| self.move_into_place(write, staged));
@@ -199,7 +225,7 @@ impl Vdir {
             }
         }
         drop(cleanup);
-        Ok(done)
+        done
     }
 
     pub fn delete(&self, href: &str, etag: &str) -> Result<(), StorageError> {
