@@ -64,11 +64,7 @@ fn main() {
             let writes: Vec<ItemWrite<'_>> = picked
                 .iter()
                 .zip(&raws)
-                .map(|(listed, raw)| ItemWrite::Update {
-                    href: &listed.href,
-                    etag: &listed.etag,
-                    raw: raw.as_bytes(),
-                })
+                .map(|(listed, raw)| ItemWrite::update_of(listed, raw.as_bytes()))
                 .collect();
             std::thread::sleep(PAUSE);
             let start = Instant::now();

@@ -1024,7 +1024,11 @@ impl PairSync {
                 }
             }
             // With nothing to list again afterwards, the last batch's record finishes the run.
-            finished = n + 1 == batches && !self.relist(wrote);
+            let relist = Side::BOTH
+                .into_iter()
+                .zip(wrote)
+                .any(|(s, w)| w && self.relists(s));
+            finished = n + 1 == batches && !relist;
             self.record(&done, &mut expected, finished.then_some(&deferred))?;
         }
         // The stored token predates our own writes: a change that nets out against it (an item
@@ -1034,7 +1038,7 @@ impl PairSync {
         // A folder has no token: its next listing is complete anyway, and what was written is
         // recorded with the etags the writes returned.
         for (i, side) in Side::BOTH.into_iter().enumerate() {
-            if wrote[i] && self.relist([i == 0, i == 1]) {
+            if wrote[i] && self.relists(side) {
                 let observation = self.observe(side).await?;
                 self.commit(observation)?;
             }
@@ -1296,13 +1300,10 @@ impl PairSync {
         })
     }
 
-    /// Whether a run that wrote to the sides of `wrote` lists them again afterwards (see
-    /// [`PairSync::apply`]): a server's, not a folder's.
-    fn relist(&self, wrote: [bool; 2]) -> bool {
-        Side::BOTH
-            .into_iter()
-            .zip(wrote)
-            .any(|(side, wrote)| wrote && !matches!(self.storage(side), Storage::Vdir(_)))
+    /// Whether a run that wrote to `side` lists it again afterwards (see [`PairSync::apply`]):
+    /// a server, not a folder.
+    fn relists(&self, side: Side) -> bool {
+        !matches!(self.storage(side), Storage::Vdir(_))
     }
 
     /// Records what was done; `expected` follows the plan-input count (see [`PairSync::apply`]).

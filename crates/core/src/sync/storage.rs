@@ -56,6 +56,17 @@ pub enum ItemWrite<'a> {
     },
 }
 
+impl<'a> ItemWrite<'a> {
+    /// Replaces an item as a listing showed it, if it is still at that etag.
+    pub fn update_of(listed: &'a Listed, raw: &'a [u8]) -> Self {
+        ItemWrite::Update {
+            href: &listed.href,
+            etag: &listed.etag,
+            raw,
+        }
+    }
+}
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -508,11 +508,7 @@ mod tests {
             uid: "taken",
             raw: b"ours",
         });
-        writes.push(ItemWrite::Update {
-            href: &old.href,
-            etag: &old.etag,
-            raw: b"v2",
-        });
+        writes.push(ItemWrite::update_of(&old, b"v2"));
         writes.push(ItemWrite::Update {
             href: &other.href,
             etag: "a stale etag",
@@ -580,11 +576,7 @@ mod tests {
         let updates: Vec<ItemWrite<'_>> = made
             .iter()
             .zip(&raws)
-            .map(|(listed, raw)| ItemWrite::Update {
-                href: &listed.href,
-                etag: &listed.etag,
-                raw: raw.as_bytes(),
-            })
+            .map(|(listed, raw)| ItemWrite::update_of(listed, raw.as_bytes()))
             .collect();
         let done = vdir.write_many(&updates).unwrap();
         vdir.sync_dir().unwrap();
