@@ -135,6 +135,19 @@ impl Fixture {
         assert!((200..300).contains(&status), "DELETE {href}: {status}");
     }
 
+    /// A sync token the server never issued, in place of the stored one.
+    pub const UNKNOWN_TOKEN: &str = "http://invalid.example/token/42";
+
+    /// Replaces the pair's stored side-A sync token with [`Fixture::UNKNOWN_TOKEN`].
+    pub fn spoil_token(&self) {
+        let conn = self.concord.database().connect().unwrap();
+        conn.execute(
+            "UPDATE pairs SET a_token = ?1",
+            [format!("sync:{}", Self::UNKNOWN_TOKEN)],
+        )
+        .unwrap();
+    }
+
     /// The server's items: href -> body.
     pub fn server_items(&self) -> Vec<(String, String)> {
         let (status, listing) = self.curl(

@@ -190,18 +190,17 @@ async fn an_invalid_sync_token_falls_back_to_a_full_listing(kind: ServerKind) {
     f.server_put("t1.ics", &event("t1", "One", "A"));
     f.server_put("t2.ics", &event("t2", "Two", "A"));
     f.sync().await;
-    let conn = f.concord.database().connect().unwrap();
-    conn.execute(
-        "UPDATE pairs SET a_token = 'sync:http://invalid.example/token/42'",
-        [],
-    )
-    .unwrap();
+    f.spoil_token();
     f.server_put("t3.ics", &event("t3", "Three", "A"));
     let report = f.sync().await;
     assert_eq!(report.counts.create_b, 1, "{kind}: {report:?}");
     assert_eq!((report.counts.delete_a, report.counts.delete_b), (0, 0));
     assert_eq!(f.vdir_items().len(), 3);
-    let token: String = conn
+    let token: String = f
+        .concord
+        .database()
+        .connect()
+        .unwrap()
         .query_row("SELECT a_token FROM pairs", [], |r| r.get(0))
         .unwrap();
     assert!(

@@ -273,12 +273,7 @@ async fn an_unknown_token_lists_everything_at_once(kind: ServerKind) {
     f.server_put("t1.ics", &event("t1", "One", "A"));
     f.server_put("t2.ics", &event("t2", "Two", "A"));
     f.sync().await;
-    let conn = f.concord.database().connect().unwrap();
-    conn.execute(
-        "UPDATE pairs SET a_token = 'sync:http://invalid.example/token/42'",
-        [],
-    )
-    .unwrap();
+    f.spoil_token();
     f.server_put("t3.ics", &event("t3", "Three", "A"));
     let before = proxy.requests().len();
     let report = f.sync().await;
@@ -289,7 +284,7 @@ async fn an_unknown_token_lists_everything_at_once(kind: ServerKind) {
     let reports = reports_after(&proxy, before);
     let with_old_token: Vec<_> = reports
         .iter()
-        .filter(|r| r.contains("invalid.example/token/42"))
+        .filter(|r| r.contains(Fixture::UNKNOWN_TOKEN))
         .collect();
     assert_eq!(with_old_token.len(), 1, "{kind}: {reports:#?}");
     assert!(
