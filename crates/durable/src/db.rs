@@ -144,6 +144,26 @@ impl Database {
         Ok(conn)
     }
 
+    /// Copies the write-ahead log back into the database file as far as no reader needs it
+    /// (a passive checkpoint: it neither waits for nor blocks anyone). SQLite otherwise does
+    /// this inside whichever commit takes the log past 1,000 pages; a caller that is about to
+    /// wait anyway (for a server's answer) can take that cost off its later commits. The
+    /// connection is a bare one: a checkpoint needs neither the schema nor the settings.
+    /// Returns the log's frames and how many of them are now in the database file.
+    pub fn checkpoint_passive(&self) -> Result<(i64, i64), DbError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&self.path, flags).map_err(|source| DbError::Open {
+                path: self.path.clone(),
+                source,
+            })?;
+        let (log, done): (i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(1)?, r.get(2)?))
+            })?;
+        Ok((log, done))
+    }
+
     fn expect(&self, setting: &'static str, wanted: &str, actual: &str) -> Result<(), DbError> {
         if wanted == actual {
             return Ok(());
@@ -251,6 +271,45 @@ mod tests {
         assert_eq!(db.migrate(&mut conn, "t", V).unwrap(), 2);
         conn.execute("INSERT INTO a (x, y) VALUES (1, 'z')", [])
             .unwrap();
+    }
+
+    #[test]
+    fn a_passive_checkpoint_copies_what_no_reader_needs_and_waits_for_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("c.db")).unwrap();
+        let mut conn = db.connect().unwrap();
+        db.migrate(&mut conn, "t", V).unwrap();
+        for i in 0..20 {
+            conn.execute("INSERT INTO a (x) VALUES (?1)", [i]).unwrap();
+        }
+        let (log, done) = db.checkpoint_passive().unwrap();
+        assert!(log > 0 && done == log, "{log} frames, {done} copied");
+
+        // A reader's snapshot holds back what was committed after it began; nothing waits.
+        let mut reader = db.connect().unwrap();
+        let snapshot = reader.transaction().unwrap();
+        let before: i64 = snapshot
+            .query_row("SELECT COUNT(*) FROM a", [], |r| r.get(0))
+            .unwrap();
+        for i in 0..5 {
+            conn.execute("INSERT INTO a (x) VALUES (?1)", [i]).unwrap();
+        }
+        let (log, done) = db.checkpoint_passive().unwrap();
+        assert!(
+            done < log,
+            "{log} frames, {done} copied past an open snapshot"
+        );
+        let still: i64 = snapshot
+            .query_row("SELECT COUNT(*) FROM a", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((before, still), (20, 20));
+        drop(snapshot);
+        let (log, done) = db.checkpoint_passive().unwrap();
+        assert_eq!(done, log);
+        let all: i64 = conn
+            .query_row("SELECT COUNT(*) FROM a", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(all, 25);
     }
 
     #[test]
