@@ -730,17 +730,14 @@ pub fn record_version(
         content,
         now_ms()
     ])?;
-    conn.prepare_cached(
+    // The limit is part of the statement's text: as a bound parameter of this subquery it
+    // made SQLite prepare the statement again at every execution.
+    conn.prepare_cached(&format!(
         "DELETE FROM item_history WHERE uid = ?1 AND side = ?2 AND pair_id = ?3 AND id NOT IN (
            SELECT id FROM item_history WHERE uid = ?1 AND side = ?2 AND pair_id = ?3
-           ORDER BY id DESC LIMIT ?4)",
-    )?
-    .execute(params![
-        uid,
-        side.as_str(),
-        pair_id,
-        HISTORY_VERSIONS_PER_ITEM_MAX
-    ])?;
+           ORDER BY id DESC LIMIT {HISTORY_VERSIONS_PER_ITEM_MAX})"
+    ))?
+    .execute(params![uid, side.as_str(), pair_id])?;
     Ok(())
 }
 
@@ -905,4 +902,66 @@ pub fn conflicts(
     let mut stmt = conn.prepare("SELECT uid, a_hash, b_hash FROM conflicts WHERE pair_id = ?1")?;
     let rows = stmt.query_map([pair_id], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Concord;
+    use crate::sync::item::ItemKind;
+
+    #[test]
+    fn history_keeps_the_newest_versions_of_each_item_and_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        let conn = concord.database().connect().unwrap();
+        let storage = |path: &str| {
+            put_storage(
+                &conn,
+                None,
+                StorageKind::Vdir,
+                ItemKind::Calendar,
+                path,
+                None,
+            )
+            .unwrap()
+        };
+        let (a, b) = (storage("/tmp/a"), storage("/tmp/b"));
+        let pair = add_pair(&conn, "p", a, b, Direction::TwoWay, ConflictPolicy::Ask).unwrap();
+        let max = usize::try_from(HISTORY_VERSIONS_PER_ITEM_MAX).unwrap();
+        for n in 0..max + 5 {
+            let content = format!("version {n}");
+            for (side, storage) in [(Side::A, a), (Side::B, b)] {
+                record_version(
+                    &conn,
+                    pair,
+                    storage,
+                    side,
+                    "u1",
+                    None,
+                    "",
+                    "",
+                    content.as_bytes(),
+                )
+                .unwrap();
+            }
+        }
+        record_version(&conn, pair, b, Side::B, "u2", None, "", "", b"only").unwrap();
+
+        let versions = history(&conn, "u1").unwrap();
+        for side in [Side::A, Side::B] {
+            let kept: Vec<&[u8]> = versions
+                .iter()
+                .filter(|v| v.side == side.as_str())
+                .map(|v| v.content.as_slice())
+                .collect();
+            assert_eq!(kept.len(), max, "side {}", side.as_str());
+            assert_eq!(
+                kept.first().copied(),
+                Some(format!("version {}", max + 4).as_bytes())
+            );
+            assert_eq!(kept.last().copied(), Some(b"version 5".as_slice()));
+        }
+        assert_eq!(history(&conn, "u2").unwrap().len(), 1);
+    }
 }
