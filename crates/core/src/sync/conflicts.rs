@@ -1507,25 +1507,8 @@ mod tests {
         a: Option<&str>,
         b: Option<&str>,
     ) -> (tempfile::TempDir, Concord, i64) {
-        use super::super::item::ItemKind;
-        use super::super::state::{ConflictPolicy, Direction, StorageKind};
-        let dir = tempfile::tempdir().unwrap();
-        let concord = Concord::open(dir.path()).unwrap();
+        let (dir, concord, [pair, _, _]) = state::test_pair();
         let conn = concord.database().connect().unwrap();
-        let storage = |path: &str| {
-            state::put_storage(
-                &conn,
-                None,
-                StorageKind::Vdir,
-                ItemKind::Calendar,
-                path,
-                None,
-            )
-            .unwrap()
-        };
-        let (sa, sb) = (storage("/tmp/a"), storage("/tmp/b"));
-        let pair =
-            state::add_pair(&conn, "p", sa, sb, Direction::TwoWay, ConflictPolicy::Ask).unwrap();
         let side = |text: Option<&str>, href: &str| {
             text.map(|t| ConflictSide {
                 href: href.to_owned(),

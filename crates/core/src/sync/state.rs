@@ -904,30 +904,37 @@ pub fn conflicts(
     rows.collect()
 }
 
+/// A data directory with one two-way pair of two vdir calendars, for unit tests: the
+/// directory, the open Concord, and the ids of the pair and its A and B storages.
+#[cfg(test)]
+pub(crate) fn test_pair() -> (tempfile::TempDir, crate::Concord, [i64; 3]) {
+    let dir = tempfile::tempdir().unwrap();
+    let concord = crate::Concord::open(dir.path()).unwrap();
+    let conn = concord.database().connect().unwrap();
+    let storage = |path: &str| {
+        put_storage(
+            &conn,
+            None,
+            StorageKind::Vdir,
+            super::item::ItemKind::Calendar,
+            path,
+            None,
+        )
+        .unwrap()
+    };
+    let (a, b) = (storage("/tmp/a"), storage("/tmp/b"));
+    let pair = add_pair(&conn, "p", a, b, Direction::TwoWay, ConflictPolicy::Ask).unwrap();
+    (dir, concord, [pair, a, b])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Concord;
-    use crate::sync::item::ItemKind;
 
     #[test]
     fn history_keeps_the_newest_versions_of_each_item_and_side() {
-        let dir = tempfile::tempdir().unwrap();
-        let concord = Concord::open(dir.path()).unwrap();
+        let (_dir, concord, [pair, a, b]) = test_pair();
         let conn = concord.database().connect().unwrap();
-        let storage = |path: &str| {
-            put_storage(
-                &conn,
-                None,
-                StorageKind::Vdir,
-                ItemKind::Calendar,
-                path,
-                None,
-            )
-            .unwrap()
-        };
-        let (a, b) = (storage("/tmp/a"), storage("/tmp/b"));
-        let pair = add_pair(&conn, "p", a, b, Direction::TwoWay, ConflictPolicy::Ask).unwrap();
         let max = usize::try_from(HISTORY_VERSIONS_PER_ITEM_MAX).unwrap();
         for n in 0..max + 5 {
             let content = format!("version {n}");
