@@ -512,6 +512,15 @@ impl PairSync {
         (a, b)
     }
 
+    /// A turn at the local work (see `local_work`) when `local`; none for waiting on a server.
+    async fn local_turn(&self, local: bool) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if local {
+            Some(self.local_work.lock().await)
+        } else {
+            None
+        }
+    }
+
     /// Lists what changed on `side` since the stored token and fetches it.
     pub async fn observe(&self, side: Side) -> Result<Observation, SyncError> {
         let storage = self.storage(side);
@@ -526,11 +535,7 @@ impl PairSync {
         let local = matches!(storage, Storage::Vdir(_));
         let (listing, previous) = tokio::join!(
             async {
-                let _turn = if local {
-                    Some(self.local_work.lock().await)
-                } else {
-                    None
-                };
+                let _turn = self.local_turn(local).await;
                 storage.changes(token.as_deref()).await
             },
             async {
@@ -544,11 +549,7 @@ impl PairSync {
         let (listing, previous) = (listing?, previous?);
         // A folder's comparison and reads take their turn too; a server's answer arrives after
         // the other side's local work, as a rule, and is processed at once.
-        let _turn = if local {
-            Some(self.local_work.lock().await)
-        } else {
-            None
-        };
+        let _turn = self.local_turn(local).await;
         // A complete listing is a new view, compared with the stored one once it is built; a
         // delta since the token is applied to the stored view, noting each difference.
         let (mut seen, mut previous, mut differences) = if listing.complete {
