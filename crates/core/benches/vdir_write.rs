@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use concord_core::sync::item::ItemKind;
-use concord_core::sync::storage::ItemWrite;
+use concord_core::sync::storage::{ItemWrite, Listed};
 use concord_core::sync::vdir::Vdir;
 
 const EVENTS: usize = 5_000;
@@ -53,10 +53,7 @@ fn main() {
         let mut commit = Vec::with_capacity(rounds);
         for round in 0..rounds {
             let listing = vdir.list().unwrap();
-            let step = listing.changed.len() / batch;
-            let picked: Vec<_> = (0..batch)
-                .map(|k| &listing.changed[(k * step + round) % listing.changed.len()])
-                .collect();
+            let picked = picked(&listing.changed, batch, round);
             let raws: Vec<String> = picked
                 .iter()
                 .map(|listed| event(&listed.href, &format!("Changed in round {round}")))
@@ -81,10 +78,7 @@ fn main() {
     let mut commit = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let listing = vdir.list().unwrap();
-        let step = listing.changed.len() / DELETE_BATCH;
-        let picked: Vec<_> = (0..DELETE_BATCH)
-            .map(|k| &listing.changed[(k * step + round) % listing.changed.len()])
-            .collect();
+        let picked = picked(&listing.changed, DELETE_BATCH, round);
         std::thread::sleep(PAUSE);
         let start = Instant::now();
         for listed in &picked {
@@ -139,6 +133,14 @@ fn main() {
 
 /// The initial sync's writes: every event created, a batch at a time, the folder synced
 /// after each.
+/// `n` items spread evenly over the listing, shifted by one in each round.
+fn picked(listed: &[Listed], n: usize, round: usize) -> Vec<&Listed> {
+    let step = listed.len() / n;
+    (0..n)
+        .map(|k| &listed[(k * step + round) % listed.len()])
+        .collect()
+}
+
 fn fill(vdir: &Vdir) {
     let uids: Vec<String> = (0..EVENTS).map(|i| format!("bench-{i}")).collect();
     let raws: Vec<String> = uids.iter().map(|uid| event(uid, "Event")).collect();

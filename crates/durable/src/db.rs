@@ -273,12 +273,18 @@ mod tests {
             .unwrap();
     }
 
-    #[test]
-    fn a_passive_checkpoint_copies_what_no_reader_needs_and_waits_for_none() {
+    /// A fresh database in a temporary directory, migrated to the last of `V`.
+    fn migrated() -> (tempfile::TempDir, Database, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path().join("c.db")).unwrap();
         let mut conn = db.connect().unwrap();
         db.migrate(&mut conn, "t", V).unwrap();
+        (dir, db, conn)
+    }
+
+    #[test]
+    fn a_passive_checkpoint_copies_what_no_reader_needs_and_waits_for_none() {
+        let (_dir, db, conn) = migrated();
         for i in 0..20 {
             conn.execute("INSERT INTO a (x) VALUES (?1)", [i]).unwrap();
         }
@@ -314,10 +320,7 @@ mod tests {
 
     #[test]
     fn a_newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("c.db")).unwrap();
-        let mut conn = db.connect().unwrap();
-        db.migrate(&mut conn, "t", V).unwrap();
+        let (_dir, db, mut conn) = migrated();
         let err = db.migrate(&mut conn, "t", &V[..1]).unwrap_err();
         assert!(
             matches!(
