@@ -89,6 +89,45 @@ pub fn cli_binary() -> PathBuf {
     path
 }
 
+/// Runs `concord` on `data_dir` as a person types it, with `stdin` and the extra environment
+/// `env`; returns its output, whatever its exit.
+pub fn run_concord(
+    data_dir: &Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(cli_binary())
+        .env("CONCORD_DATA_DIR", data_dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start concord");
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.as_bytes())
+            .expect("write concord's input");
+    }
+    child.wait_with_output().expect("wait for concord")
+}
+
+/// [`run_concord`] that must succeed: fails the test with concord's error otherwise, and
+/// returns what it printed.
+pub fn concord_ok(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> String {
+    let out = run_concord(data_dir, args, stdin, env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "concord {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// The process id of the app WebDriver launched on `data_dir`: the process running
 /// [`app_binary`] with `CONCORD_DATA_DIR` set to it (tauri-driver passes its environment on), so
 /// a test can watch that app's tray too.

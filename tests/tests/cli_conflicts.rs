@@ -8,11 +8,10 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use concord_e2e::desktop::{cli_binary, require_session};
+use concord_e2e::desktop::{concord_ok, require_session};
 use concord_e2e::servers::{DavServer, FixtureError};
 use concord_e2e::sync_fixture::{event, summary_of, write_atomically};
 
@@ -20,28 +19,7 @@ const UID: &str = "cli-conflict-1";
 
 /// Runs `concord` on `data_dir` with `stdin`; returns its output, and fails on a non-zero exit.
 fn concord(data_dir: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(cli_binary())
-        .env("CONCORD_DATA_DIR", data_dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start concord");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "concord {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    concord_ok(data_dir, args, stdin, &[])
 }
 
 fn curl(server: &DavServer, args: &[&str]) -> (u16, String) {

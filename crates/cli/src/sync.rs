@@ -53,6 +53,7 @@ pub struct AccountAdd {
     /// URL, or folder path
     #[arg(long)]
     url: String,
+    /// Left out for a server that asks no one to sign in: then no password is stored or read
     #[arg(long)]
     username: Option<String>,
     /// Read the password from the first line of standard input (it goes to the keyring)
@@ -213,6 +214,11 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                 }
                 start.url.to_string()
             };
+            if add.password_stdin && username.as_deref().is_none_or(str::is_empty) {
+                return Err("--password-stdin needs --username (or an address like \
+                            you@example.com): a password is only ever sent with its username"
+                    .to_owned());
+            }
             if add.password_stdin {
                 let mut line = String::new();
                 std::io::stdin()

@@ -143,7 +143,11 @@ fn add(concord: &Concord, new: NewAccount) -> Result<Account, String> {
         .map(|u| u.trim().to_owned())
         .filter(|u| !u.is_empty())
         .or(hinted_username);
-    if let Some(password) = new.password.filter(|p| !p.is_empty()) {
+    let password = new.password.filter(|p| !p.is_empty());
+    if password.is_some() && username.is_none() {
+        return Err("Give the username that goes with the password.".to_owned());
+    }
+    if let Some(password) = password {
         let secrets = Secrets::system().map_err(|e| e.to_string())?;
         secrets
             .set_password(&name, &password)

@@ -64,12 +64,17 @@ impl CredentialSource for Secrets {
 }
 
 /// The system keyring (Secret Service), opened when a password is first needed, so a pair of
-/// folders syncs without a session bus.
+/// folders syncs without a session bus. An account without a username (a server that asks
+/// no one to sign in) needs no password, so it too syncs where no Secret Service runs, as
+/// under a headless `concord daemon`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemKeyring;
 
 impl CredentialSource for SystemKeyring {
     fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
+        if account.username.as_deref().is_none_or(str::is_empty) {
+            return Ok(Credentials::new("", ""));
+        }
         let read = || {
             let secrets = Secrets::system().map_err(|err| SyncError::Secret(err.to_string()))?;
             secrets.credentials(account)
