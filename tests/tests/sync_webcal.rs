@@ -1,7 +1,8 @@
 //! A webcal (ICS) feed served by a real HTTP server on a loopback port, synced into a vdir:
 //! conditional GET (ETag and Last-Modified, 304), a BOM, several VCALENDARs in one body, LF
 //! and CRLF lines, REFRESH-INTERVAL honoured (no request before the next check), the feed
-//! never written, and a broken event quarantined while the others sync.
+//! never written, a broken event quarantined while the others sync, and the feed's name and
+//! colour carried to the folder's `displayname` and `color` files.
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -252,4 +253,46 @@ async fn refresh_interval_is_honoured_before_asking_again() {
     let requests = s.gets();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].header("if-none-match"), Some("\"v1\""));
+}
+
+#[tokio::test]
+async fn the_feeds_name_and_colour_reach_the_folder_and_are_known_through_a_304() {
+    let named = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-CALNAME:Feiertage\r\nNAME:Bank holidays\\, UK\r\nX-APPLE-CALENDAR-COLOR:#40E0D0\r\n";
+    let s = setup(&format!(
+        "{named}{}END:VCALENDAR\r\n",
+        event("xmas", "Christmas", "\r\n")
+    ));
+    let read = |name: &str| fs::read_to_string(s.vdir.join(name)).ok();
+    let first = s.sync().await;
+    assert_eq!(first.counts.create_b, 1, "{first:?}");
+    assert_eq!(read("displayname").as_deref(), Some("Bank holidays, UK"));
+    assert_eq!(read("color").as_deref(), Some("#40E0D0"));
+    let conn = s.concord.database().connect().unwrap();
+    let shown: Vec<(Option<String>, Option<String>)> = conn
+        .prepare("SELECT display_name, color FROM storages ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = (
+        Some("Bank holidays, UK".to_owned()),
+        Some("#40E0D0".to_owned()),
+    );
+    assert_eq!(shown, [expected.clone(), expected]);
+
+    // Nothing agreed any more and the folder's files gone: the next check is answered 304, and
+    // the name and colour the validators kept are carried over again.
+    conn.execute(
+        "UPDATE pairs SET meta_checked_at_ms = NULL, meta_display_name = NULL, meta_color = NULL",
+        [],
+    )
+    .unwrap();
+    fs::remove_file(s.vdir.join("displayname")).unwrap();
+    fs::remove_file(s.vdir.join("color")).unwrap();
+    let second = s.sync().await;
+    assert!(second.plan.is_empty(), "{second:?}");
+    assert_eq!(s.gets().len(), 2);
+    assert_eq!(read("displayname").as_deref(), Some("Bank holidays, UK"));
+    assert_eq!(read("color").as_deref(), Some("#40E0D0"));
 }

@@ -18,7 +18,9 @@ use concord_durable::{Ctx, StepError, Workflow};
 use serde::{Deserialize, Serialize};
 
 use super::SyncError;
-use super::item::{Component, IGNORED_PROPERTIES, Item, Property, decode, sha256_hex};
+use super::item::{
+    Component, IGNORED_PROPERTIES, Item, Property, decode, sha256_hex, unescape_text,
+};
 use super::merge::{Analysis, FieldLines, Merge, head_of, merge, params};
 use super::run::{CredentialSource, Outcome, PairSync, run_here};
 use super::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
@@ -625,7 +627,7 @@ fn readable_line(property: &str, line: &str) -> String {
                 c.value_of("TZID").unwrap_or("(unnamed)").trim()
             ),
             _ => {
-                let title = c.value_of("SUMMARY").map(unescape);
+                let title = c.value_of("SUMMARY").map(unescape_text);
                 let when = c.value_of("DTSTART").map(readable_time);
                 [title, when]
                     .into_iter()
@@ -675,15 +677,15 @@ fn readable_line(property: &str, line: &str) -> String {
         "N" | "ADR" | "ORG" => {
             let parts: Vec<String> = value
                 .split(';')
-                .map(unescape)
+                .map(unescape_text)
                 .filter(|part| !part.trim().is_empty())
                 .collect();
             format!("{}{}", parts.join(", "), kinds.unwrap_or_default())
         }
         "EMAIL" | "TEL" | "IMPP" | "URL" => {
-            format!("{}{}", unescape(value), kinds.unwrap_or_default())
+            format!("{}{}", unescape_text(value), kinds.unwrap_or_default())
         }
-        _ => unescape(value),
+        _ => unescape_text(value),
     }
 }
 
@@ -764,7 +766,7 @@ pub fn details(raw: &[u8]) -> Details {
     };
     let value = |name: &str| {
         main.value_of(name)
-            .map(unescape)
+            .map(unescape_text)
             .filter(|v| !v.trim().is_empty())
     };
     let all = |name: &'static str| main.properties.iter().filter(move |p| p.name == name);
@@ -817,15 +819,6 @@ fn starts_at(p: &Property) -> Option<String> {
             Some(rfc3339(at.with_timezone(&Utc)))
         }
     }
-}
-
-fn unescape(value: &str) -> String {
-    value
-        .replace("\\n", " ")
-        .replace("\\N", " ")
-        .replace("\\,", ",")
-        .replace("\\;", ";")
-        .replace("\\\\", "\\")
 }
 
 /// "20261201T100000Z" as "2026-12-01 10:00 UTC", "20261201" as "2026-12-01"; anything else

@@ -304,6 +304,25 @@ impl Property {
     }
 }
 
+/// A TEXT value (RFC 5545 3.3.11) as a person reads it on one line: escapes undone, line
+/// breaks as spaces.
+pub fn unescape_text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n' | 'N') => out.push(' '),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 /// Splits "NAME;P=1:VALUE" at the first colon outside double quotes.
 fn split_value(line: &str) -> (&str, &str) {
     let mut quoted = false;
@@ -505,6 +524,12 @@ mod tests {
     use super::*;
 
     const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//A//EN\r\nBEGIN:VEVENT\r\nUID:e1@example.com\r\nDTSTAMP:20261101T100000Z\r\nDTSTART:20261123T100000Z\r\nSUMMARY:Team meeting\r\nLOCATION:Room 1\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn text_values_are_unescaped_in_one_pass() {
+        assert_eq!(unescape_text(r"a\, b\; c\nd\Ne\\n"), r"a, b; c d e\n");
+        assert_eq!(unescape_text("trailing\\"), "trailing\\");
+    }
 
     #[test]
     fn reads_uid_summary_and_date() {

@@ -1,6 +1,7 @@
 //! A pair's collection metadata: display name and colour, between a DAV collection
-//! (`DAV:displayname`, Apple `calendar-color`, written with PROPPATCH) and a vdir (the files
-//! `displayname` and `color`, as vdirsyncer and khal use them). Three-way against the values
+//! (`DAV:displayname`, Apple `calendar-color`, written with PROPPATCH), a vdir (the files
+//! `displayname` and `color`, as vdirsyncer and khal use them) and a webcal feed (read only:
+//! the calendar's NAME or X-WR-CALNAME and its colour). Three-way against the values
 //! both sides agreed on last time (kept on the pair), following the pair's direction; each
 //! side's value is kept in `storages.display_name` / `color`. An unchanged value writes nothing.
 
@@ -88,7 +89,8 @@ fn clean(value: Option<String>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Reads a storage's metadata. `None`: the storage has none to sync (webcal).
+/// Reads a storage's metadata. `None`: nothing to compare yet (a webcal feed not checked by
+/// this process; its name and colour come with its download, never by a request of their own).
 pub async fn read(storage: &Storage) -> Result<Option<Metadata>, StorageError> {
     match storage {
         Storage::Vdir(vdir) => {
@@ -132,7 +134,10 @@ pub async fn read(storage: &Storage) -> Result<Option<Metadata>, StorageError> {
             }
             Ok(Some(metadata))
         }
-        Storage::Webcal(_) => Ok(None),
+        Storage::Webcal(webcal) => Ok(webcal.about().map(|about| Metadata {
+            display_name: clean(about.name),
+            color: clean(about.color),
+        })),
     }
 }
 

@@ -3,7 +3,10 @@
 //! split into one item per UID, each carrying the calendar's time zones; a calendar whose
 //! structure is broken is split per component, so one broken event is quarantined while the
 //! rest syncs. REFRESH-INTERVAL (RFC 7986) or X-PUBLISHED-TTL tells how long to wait before
-//! asking again: until then a check makes no request.
+//! asking again: until then a check makes no request. The calendar's own name (NAME, else
+//! X-WR-CALNAME) and colour (X-APPLE-CALENDAR-COLOR, the `#RRGGBB` khal reads, else COLOR) are
+//! kept with the validators, so a pair carries them to its other side even while the feed
+//! answers 304.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -12,7 +15,7 @@ use http::{Method, Request, StatusCode};
 use libdav::dav::WebDavClient;
 use serde::{Deserialize, Serialize};
 
-use super::item::{Component, Property, decode, sha256_hex};
+use super::item::{Component, Property, decode, sha256_hex, unescape_text};
 use super::state::now_ms;
 use super::storage::{Fetched, Listed, Listing, StorageError};
 use crate::dav::{Credentials, DavError, HttpClient, webdav_client};
@@ -28,6 +31,19 @@ pub struct Webcal {
     client: WebDavClient<HttpClient>,
     /// The items of the last full download, by href, for `fetch`.
     items: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// The calendar's name and colour as the last check learnt them (`None`: no check yet).
+    about: Mutex<Option<About>>,
+}
+
+/// What a calendar stream says of itself, beside its items.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct About {
+    /// REFRESH-INTERVAL or X-PUBLISHED-TTL, in seconds, as given.
+    pub refresh_s: Option<u64>,
+    /// NAME (RFC 7986), else X-WR-CALNAME.
+    pub name: Option<String>,
+    /// X-APPLE-CALENDAR-COLOR, else COLOR (RFC 7986).
+    pub color: Option<String>,
 }
 
 /// HTTP validators kept between checks, with the feed's refresh interval.
@@ -41,6 +57,11 @@ struct Validators {
     /// No request before this time (milliseconds since the Unix epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     not_before_ms: Option<i64>,
+    /// The calendar's name and colour as its last full download gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    color: Option<String>,
 }
 
 impl Validators {
@@ -60,7 +81,28 @@ impl Webcal {
             url: url.to_owned(),
             client: webdav_client(url, credentials)?,
             items: Mutex::new(BTreeMap::new()),
+            about: Mutex::new(None),
         })
+    }
+
+    /// The calendar's name and colour, as learnt by this storage's last check (`None` before
+    /// any check in this process).
+    pub fn about(&self) -> Option<About> {
+        self.about
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn learnt(&self, validators: &Validators) {
+        *self
+            .about
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(About {
+            refresh_s: validators.refresh_s,
+            name: validators.name.clone(),
+            color: validators.color.clone(),
+        });
     }
 
     pub fn url(&self) -> &str {
@@ -73,6 +115,7 @@ impl Webcal {
             .unwrap_or_default();
         // The feed asked to be left alone until then: nothing changed, as far as we may know.
         if validators.not_before_ms.is_some_and(|at| now_ms() < at) {
+            self.learnt(&validators);
             return Ok(Listing {
                 token: token.map(str::to_owned),
                 ..Listing::default()
@@ -115,6 +158,7 @@ impl Webcal {
         })?;
         let (head, body) = fetched;
         if head.status == StatusCode::NOT_MODIFIED {
+            self.learnt(&validators);
             let refresh_after_s = validators.refresh_s;
             return Ok(Listing {
                 token: serde_json::to_string(&validators.next_check()).ok(),
@@ -150,15 +194,18 @@ impl Webcal {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let (items, refresh_after_s) = split(&decode(&body));
-        let refresh_after_s = refresh_after_s.map(|s| s.min(REFRESH_INTERVAL_MAX_S));
+        let (items, about) = split(&decode(&body));
+        let refresh_after_s = about.refresh_s.map(|s| s.min(REFRESH_INTERVAL_MAX_S));
         let validators = Validators {
             etag: header("etag"),
             last_modified: header("last-modified"),
             refresh_s: refresh_after_s,
             not_before_ms: None,
+            name: about.name,
+            color: about.color,
         }
         .next_check();
+        self.learnt(&validators);
         let changed = items
             .iter()
             .map(|(href, raw)| Listed {
@@ -197,12 +244,15 @@ impl Webcal {
     }
 }
 
-/// Splits a calendar stream into one VCALENDAR per UID (href = the UID), and reads the
-/// refresh interval. Components without a UID are named by their content hash.
-pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, Option<u64>) {
+/// Splits a calendar stream into one VCALENDAR per UID (href = the UID), and reads what the
+/// calendar says of itself (the first calendar that says it wins). Components without a UID
+/// are named by their content hash.
+pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, About) {
     let mut groups: BTreeMap<String, (Component, Vec<Component>)> = BTreeMap::new();
     let mut broken: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut refresh = None;
+    // NAME, X-WR-CALNAME, X-APPLE-CALENDAR-COLOR, COLOR.
+    let mut said: [Option<String>; 4] = Default::default();
     let mut rest = text;
     while let Some(start) = find_ci(rest, "BEGIN:VCALENDAR") {
         let chunk = &rest[start..];
@@ -220,8 +270,20 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, Option<u64>) {
             }
         };
         for p in &calendar.properties {
-            if p.name == "REFRESH-INTERVAL" || p.name == "X-PUBLISHED-TTL" {
-                refresh = refresh.or(duration_s(p.value()));
+            let slot = match p.name.as_str() {
+                "REFRESH-INTERVAL" | "X-PUBLISHED-TTL" => {
+                    refresh = refresh.or(duration_s(p.value()));
+                    continue;
+                }
+                "NAME" => 0,
+                "X-WR-CALNAME" => 1,
+                "X-APPLE-CALENDAR-COLOR" => 2,
+                "COLOR" => 3,
+                _ => continue,
+            };
+            let value = unescape_text(p.value()).trim().to_owned();
+            if said[slot].is_none() && !value.is_empty() {
+                said[slot] = Some(value);
             }
         }
         let timezones: Vec<Component> = calendar
@@ -264,7 +326,13 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, Option<u64>) {
         })
         .collect();
     items.append(&mut broken);
-    (items, refresh)
+    let [name, wr_name, apple_color, color] = said;
+    let about = About {
+        refresh_s: refresh,
+        name: name.or(wr_name),
+        color: apple_color.or(color),
+    };
+    (items, about)
 }
 
 /// Top-level component kinds of a calendar: a BEGIN of one inside another means the first
@@ -384,8 +452,9 @@ mod tests {
     #[test]
     fn several_calendars_with_a_bom_and_lf_split_per_uid() {
         let text = "\u{feff}BEGIN:VCALENDAR\nVERSION:2.0\nREFRESH-INTERVAL;VALUE=DURATION:PT2H\nBEGIN:VTIMEZONE\nTZID:Europe/Berlin\nEND:VTIMEZONE\nBEGIN:VEVENT\nUID:a\nSUMMARY:A\nEND:VEVENT\nBEGIN:VEVENT\nUID:b\nSUMMARY:B\nEND:VEVENT\nBEGIN:VEVENT\nUID:a\nRECURRENCE-ID:20260101T000000Z\nSUMMARY:A moved\nEND:VEVENT\nEND:VCALENDAR\r\nBEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:c\r\nSUMMARY:C\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-        let (items, refresh) = split(text);
-        assert_eq!(refresh, Some(7200));
+        let (items, about) = split(text);
+        assert_eq!(about.refresh_s, Some(7200));
+        assert_eq!((about.name, about.color), (None, None));
         assert_eq!(
             items.keys().collect::<Vec<_>>(),
             ["a.ics", "b.ics", "c.ics"]
@@ -397,6 +466,20 @@ mod tests {
             text.contains("A moved") && text.contains("TZID:Europe/Berlin"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_calendars_name_and_colour_prefer_rfc_7986_name_and_apple_hex() {
+        let text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nX-WR-CALNAME:Old name\r\nNAME:Bank holidays\\, UK\r\nCOLOR:turquoise\r\nX-APPLE-CALENDAR-COLOR:#40E0D0\r\nBEGIN:VEVENT\r\nUID:a\r\nSUMMARY:A\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let (_, about) = split(text);
+        assert_eq!(about.name.as_deref(), Some("Bank holidays, UK"));
+        assert_eq!(about.color.as_deref(), Some("#40E0D0"));
+        // Without the preferred ones, the others; an empty value is no value; the first
+        // calendar that gives one wins.
+        let text = "BEGIN:VCALENDAR\nVERSION:2.0\nNAME: \nX-WR-CALNAME:Team\nCOLOR:turquoise\nEND:VCALENDAR\nBEGIN:VCALENDAR\nX-WR-CALNAME:Second\nEND:VCALENDAR\n";
+        let (_, about) = split(text);
+        assert_eq!(about.name.as_deref(), Some("Team"));
+        assert_eq!(about.color.as_deref(), Some("turquoise"));
     }
 
     #[test]
