@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::item::{Component, IGNORED_PROPERTIES, Property};
+use super::item::{Component, IGNORED_PROPERTIES, Item, Property};
 use super::state::Side;
 
 /// The result of merging base, A and B.
@@ -32,10 +32,26 @@ pub fn merge_at(base: &str, a: &str, b: &str, now: DateTime<Utc>) -> Merge {
         Err(reason) => Merge::Conflict(vec![reason]),
         Ok(analysis) => {
             let conflicts = analysis.conflicts();
-            if conflicts.is_empty() {
-                Merge::Merged(analysis.build(&BTreeMap::new(), now).content)
-            } else {
-                Merge::Conflict(conflicts)
+            if !conflicts.is_empty() {
+                return Merge::Conflict(conflicts);
+            }
+            let content = analysis.build(&BTreeMap::new(), now).content;
+            // Never a merge that could not be read back (sides that each gave their one event
+            // a different UID would make an object of two), nor one that is another item than
+            // the sides (a side with a second UID line): the person chooses instead.
+            let uid_of = |text: &str| Item::parse(text.as_bytes().to_vec()).ok().map(|i| i.uid);
+            match Item::parse(content.clone().into_bytes()) {
+                Ok(merged) if [uid_of(a), uid_of(b)].contains(&Some(merged.uid.clone())) => {
+                    Merge::Merged(content)
+                }
+                Ok(merged) => Merge::Conflict(vec![format!(
+                    "the merged item would have the UID {:?}, which neither side has",
+                    merged.uid
+                )]),
+                Err(unreadable) => Merge::Conflict(vec![format!(
+                    "the merged item would not be readable: {}",
+                    unreadable.reason
+                )]),
             }
         }
     }
@@ -944,7 +960,6 @@ fn render_lines(elements: &[Element]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::item::Item;
 
     fn event(summary: &str, location: &str, extra: &str) -> String {
         format!(
@@ -976,6 +991,22 @@ mod tests {
             .into_iter()
             .filter(|l| l.starts_with(name))
             .collect()
+    }
+
+    #[test]
+    fn sides_that_renamed_the_uid_differently_conflict_rather_than_merge_into_two() {
+        let base = event("Meeting", "Room 1", "");
+        let a = base.replace("UID:u1", "UID:u1-a");
+        let b = base.replace("UID:u1", "UID:u1-b");
+        match merge(&base, &a, &b) {
+            Merge::Conflict(reasons) => {
+                assert!(
+                    reasons.iter().any(|r| r.contains("not be readable")),
+                    "{reasons:?}"
+                );
+            }
+            Merge::Merged(text) => panic!("merged into\n{text}"),
+        }
     }
 
     #[test]
@@ -1478,6 +1509,48 @@ BEGIN:VEVENT\r\nUID:weekly@example.com\r\nDTSTAMP:20261101T000000Z\r\nSEQUENCE:0
             };
             for name in ["SUMMARY", "LOCATION", "DESCRIPTION", "ATTENDEE", "CATEGORIES"] {
                 proptest::prop_assert_eq!(set(&got, name), set(&want, name), "{}", name);
+            }
+        }
+
+        /// Whatever the three texts, merging and analysing never panic; when all three are
+        /// readable items, a merge is a readable item with the UID of one side.
+        #[test]
+        fn mangled_edits_never_panic_and_a_merge_of_items_is_an_item(
+            cuts in proptest::collection::vec(0usize..400, 3),
+            junks in proptest::collection::vec(
+                "(BEGIN:VEVENT|END:VEVENT|BEGIN:VALARM|END:VALARM|UID:u[0-9]|RECURRENCE-ID:2026112[0-9]T100000Z|\
+                 ATTENDEE;CN=\"A:B\":mailto:x@y|CATEGORIES:a\\,b,c|SUMMARY:[ -~]{0,6}|\
+                 EXDATE:20261123T100000Z|SEQUENCE:[0-9x]|BEGIN:VCARD|END:VCARD|EMAIL:[a-z@]{0,4}|\
+                 TEL;TYPE=cell:[0-9]{0,3}|N:[a-z;]{0,5}|FN:|PHOTO;ENCODING=b:[A-Za-z0-9+/=]{0,8}|\
+                 ITEM1.EMAIL:q@r|\r\n|\n| |;|:|,){0,6}",
+                3,
+            ),
+        ) {
+            let base = if cuts[0] % 2 == 0 {
+                event("Meeting", "Room 1", "ATTENDEE:mailto:a@x\r\nCATEGORIES:one,two\r\n")
+            } else {
+                contact("Ada", "note", &[0, 1], &[0])
+            };
+            let texts: Vec<String> = (0..3)
+                .map(|i| {
+                    let mut text = base.clone();
+                    let mut at = cuts[i].min(text.len());
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    text.insert_str(at, &junks[i]);
+                    text
+                })
+                .collect();
+            let now = DateTime::<Utc>::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+            let result = merge_at(&texts[0], &texts[1], &texts[2], now);
+            let _ = Analysis::new(Some(&texts[0]), None, Some(&texts[2])).map(|a| a.fields());
+            let items: Vec<_> = texts.iter().map(|t| Item::parse(t.as_bytes().to_vec())).collect();
+            if let (Merge::Merged(text), [Ok(_), Ok(a), Ok(b)]) = (&result, items.as_slice()) {
+                let merged = Item::parse(text.as_bytes().to_vec());
+                proptest::prop_assert!(merged.is_ok(), "{:?}\n{}", merged.err(), text);
+                let merged = merged.map(|m| m.uid).unwrap_or_default();
+                proptest::prop_assert!(merged == a.uid || merged == b.uid, "{} {} {}", merged, a.uid, b.uid);
             }
         }
     }

@@ -505,4 +505,26 @@ mod tests {
         assert_eq!(duration_s("P1DT1S"), Some(86_401));
         assert_eq!(duration_s("junk"), None);
     }
+
+    proptest::proptest! {
+        /// Whatever a feed sends, splitting never panics and every item's name stays a plain
+        /// file name inside the folder.
+        #[test]
+        fn any_feed_splits_into_names_that_stay_in_the_folder(
+            text in "(BEGIN:VCALENDAR|END:VCALENDAR|BEGIN:VEVENT|END:VEVENT|BEGIN:VTIMEZONE|\
+                      END:VTIMEZONE|UID:[a-z./\\\\ ]{0,8}|NAME:[ -~]{0,8}|X-WR-CALNAME:\\,|\
+                      COLOR:|REFRESH-INTERVAL:P[0-9WDTHMS]{0,6}|\r\n|\n| |:|;){0,60}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            for text in [text, decode(&bytes)] {
+                let (items, _) = split(&text);
+                for href in items.keys() {
+                    proptest::prop_assert!(
+                        !href.contains(['/', '\\']) && !href.starts_with('.') && href.ends_with(".ics"),
+                        "{}", href
+                    );
+                }
+            }
+        }
+    }
 }
