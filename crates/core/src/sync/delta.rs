@@ -484,4 +484,32 @@ mod tests {
             }
         );
     }
+
+    proptest::proptest! {
+        /// Whatever a server answers, it is read or refused with a reason, never a panic.
+        #[test]
+        fn any_answer_is_read_or_refused_without_a_panic(
+            body in "(<multistatus xmlns=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\">|\
+                      </multistatus>|<response>|</response>|<href>[/a-z.%0-9 ]{0,8}</href>|\
+                      <propstat>|</propstat>|<prop>|</prop>|<getetag>\"e\"</getetag>|<getetag/>|\
+                      <status>HTTP/1.1 [0-9]{3} X</status>|<status>[ -~]{0,6}</status>|\
+                      <sync-token>[a-z]{0,3}</sync-token>|<valid-sync-token/>|\
+                      <C:calendar-data>[ -~]{0,10}</C:calendar-data>|<C:calendar-data/>|\
+                      &amp;|&#0;|&#xD;|<!\\[CDATA\\[x\\]\\]>|[<>&\"' a-z]){0,40}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            status in 0usize..4,
+        ) {
+            let status = [
+                StatusCode::MULTI_STATUS,
+                StatusCode::OK,
+                StatusCode::FORBIDDEN,
+                StatusCode::PRECONDITION_FAILED,
+            ][status];
+            for kind in [ItemKind::Calendar, ItemKind::Contact] {
+                let _ = parse(kind, status, &body);
+                let _ = SyncCollectionWithData::new(COLLECTION, "t1", kind)
+                    .parse_response(&parts(status), &bytes);
+            }
+        }
+    }
 }
