@@ -1107,7 +1107,8 @@ async fn resolve_picked(
         return Err(unchosen_error(id, &built.unchosen));
     }
     let content = built.content.into_bytes();
-    let hash = parsed_hash(&content);
+    let hash = built_hash(&content, &row.conflict.uid)
+        .map_err(|reason| ConflictError::Unresolvable { id, reason })?;
     let sync = PairSync::open(concord, &row.pair, credentials)?;
     let uid = row.conflict.uid.clone();
 
@@ -1295,6 +1296,24 @@ fn index(side: Side) -> usize {
     }
 }
 
+/// The hash of an item built from chosen fields, when it reads back as an item with the UID
+/// `uid`; otherwise why those choices cannot be written (fields picked from sides that gave
+/// one event different UIDs would make an object of two).
+pub(crate) fn built_hash(content: &[u8], uid: &str) -> Result<String, String> {
+    match Item::parse(content.to_vec()) {
+        Ok(item) if item.uid == uid => Ok(item.hash),
+        Ok(item) => Err(format!(
+            "these choices make an item with the UID {:?} instead of {uid:?}; keep one side \
+             whole instead",
+            item.uid
+        )),
+        Err(unreadable) => Err(format!(
+            "these choices make an item that cannot be read ({}); keep one side whole instead",
+            unreadable.reason
+        )),
+    }
+}
+
 pub(crate) fn parsed_hash(content: &[u8]) -> String {
     Item::parse(content.to_vec())
         .map(|i| i.hash)
@@ -1457,6 +1476,20 @@ mod tests {
     use super::*;
 
     const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:e1\r\nDTSTAMP:20261101T100000Z\r\nDTSTART:20261201T100000Z\r\nSUMMARY:Team\\, meeting\r\nLOCATION:Room 1\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn a_built_item_is_written_only_when_it_reads_back_as_the_same_item() {
+        let hash = built_hash(EVENT.as_bytes(), "e1").unwrap();
+        assert_eq!(hash, parsed_hash(EVENT.as_bytes()));
+        let other = built_hash(EVENT.as_bytes(), "e2").unwrap_err();
+        assert!(other.contains("\"e1\" instead of \"e2\""), "{other}");
+        let two = EVENT.replace(
+            "END:VEVENT\r\n",
+            "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:e9\r\nDTSTART:20261201T100000Z\r\nEND:VEVENT\r\n",
+        );
+        let unreadable = built_hash(two.as_bytes(), "e1").unwrap_err();
+        assert!(unreadable.contains("cannot be read"), "{unreadable}");
+    }
 
     #[test]
     fn an_event_reads_as_title_time_and_place() {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::SyncError;
 use super::conflicts::{
-    Details, Field, KeptVersion, Preview, details, field_picks, fields_of, keep_once, parsed_hash,
-    put_synced_and_seen,
+    Details, Field, KeptVersion, Preview, built_hash, details, field_picks, fields_of, keep_once,
+    parsed_hash, put_synced_and_seen,
 };
 use super::item::{Component, ItemKind, decode, sha256_hex};
 use super::merge::{Analysis, TEL_DIGITS_COMPARED};
@@ -251,8 +251,11 @@ pub async fn merge(
         return Err(unchosen_error(id, &built.unchosen));
     }
     let content = built.content.into_bytes();
-    let hash = parsed_hash(&content);
     let (a, b) = (&duplicate.a, &duplicate.b);
+    let hash = built_hash(&content, &a.uid).map_err(|reason| DuplicateError::Unmergeable {
+        id: id.to_owned(),
+        reason,
+    })?;
     let sync_a = PairSync::open(concord, &a.pair, credentials)?;
     let sync_b = PairSync::open(concord, &b.pair, credentials)?;
     for (sync, contact) in [(&sync_a, a), (&sync_b, b)] {
