@@ -9,7 +9,8 @@
 //!
 //! One phase can be profiled by hand: `BIN --serve DIR` starts the loaded and warmed server,
 //! makes a Concord data directory DIR for it, prints the child's environment and waits; then
-//! `BENCH_USER=.. BENCH_PASSWORD=.. BIN --concord-sync DIR` syncs, as often as wanted.
+//! `BENCH_USER=.. BENCH_PASSWORD=.. BIN --concord-sync DIR` syncs, as often as wanted. Ctrl-C
+//! or SIGTERM stops the server with it.
 //!
 //! Run: `CONCORD_TEST_VENV=.tools/venv cargo bench -p concord-e2e --bench sync`, with
 //! vdirsyncer from PyPI in that venv, or named by `VDIRSYNCER=/path/to/bin/vdirsyncer`.
@@ -214,9 +215,19 @@ fn serve(concord_dir: &Path) -> Result<(), Failure> {
         server.password(),
         server.calendar_url()
     );
-    loop {
-        std::thread::park();
-    }
+    // Until Ctrl-C or SIGTERM; then `server` drops, which stops Radicale with it.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                stopped = tokio::signal::ctrl_c() => stopped,
+                _ = term.recv() => Ok(()),
+            }
+        })?;
+    Ok(())
 }
 
 /// The child process: one durable sync of the pair, printing how long the sync itself took.
