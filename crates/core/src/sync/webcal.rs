@@ -281,7 +281,12 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, About) {
                 "COLOR" => 3,
                 _ => continue,
             };
-            let value = unescape_text(p.value()).trim().to_owned();
+            // Bounded as any metadata value is, so a hostile feed cannot bloat the validators.
+            let value: String = unescape_text(p.value())
+                .trim()
+                .chars()
+                .take(super::metadata::VALUE_CHARS_MAX)
+                .collect();
             if said[slot].is_none() && !value.is_empty() {
                 said[slot] = Some(value);
             }
@@ -480,6 +485,17 @@ mod tests {
         let (_, about) = split(text);
         assert_eq!(about.name.as_deref(), Some("Team"));
         assert_eq!(about.color.as_deref(), Some("turquoise"));
+    }
+
+    #[test]
+    fn a_huge_name_is_cut_to_the_metadata_limit() {
+        let name = "x".repeat(100_000);
+        let text = format!("BEGIN:VCALENDAR\r\nNAME:{name}\r\nEND:VCALENDAR\r\n");
+        let (_, about) = split(&text);
+        assert_eq!(
+            about.name.map(|n| n.chars().count()),
+            Some(crate::sync::metadata::VALUE_CHARS_MAX)
+        );
     }
 
     #[test]
