@@ -91,6 +91,24 @@ impl Fixture {
         self.sync_with(SyncOptions::default()).await
     }
 
+    /// A sync the person confirmed past the deletion guards (`--allow-deletes`).
+    pub async fn sync_allowing_deletes(&self) -> Report {
+        self.sync_with(SyncOptions {
+            allow_deletes: true,
+            ..SyncOptions::default()
+        })
+        .await
+    }
+
+    /// `count` events put on the server by another client (`e0.ics`, UID `e0`, ...), then
+    /// synced to the folder.
+    pub async fn synced_server_events(&self, count: usize) {
+        for i in 0..count {
+            self.server_put(&format!("e{i}.ics"), &event(&format!("e{i}"), "Event", "A"));
+        }
+        self.sync().await;
+    }
+
     pub fn collection(&self) -> String {
         match self.kind {
             ItemKind::Calendar => self.server.calendar_path().to_owned(),

@@ -293,10 +293,7 @@ both_servers!(unreadable_items_and_duplicate_uids_are_quarantined);
 
 async fn an_emptied_side_stops_the_pair_and_asks(kind: ServerKind) {
     let f = Fixture::calendar(kind);
-    for i in 0..3 {
-        f.server_put(&format!("e{i}.ics"), &event(&format!("e{i}"), "Event", "A"));
-    }
-    f.sync().await;
+    f.synced_server_events(3).await;
     for (path, _) in f.vdir_items() {
         fs::remove_file(path).unwrap();
     }
@@ -313,16 +310,79 @@ async fn an_emptied_side_stops_the_pair_and_asks(kind: ServerKind) {
         .unwrap();
     assert!(stopped.is_some());
     // The person confirms.
-    let report = f
-        .sync_with(SyncOptions {
-            allow_deletes: true,
-            ..SyncOptions::default()
-        })
-        .await;
+    let report = f.sync_allowing_deletes().await;
     assert_eq!(report.counts.delete_a, 3, "{report:?}");
     assert!(f.server_items().is_empty());
 }
 both_servers!(an_emptied_side_stops_the_pair_and_asks);
+
+/// The server's side emptied by another client: seen through the sync token (a delta, not a
+/// full listing), it stops the pair all the same, and keeps it stopped on the next sync.
+async fn a_server_emptied_by_another_client_stops_the_pair_too(kind: ServerKind) {
+    let f = Fixture::calendar(kind);
+    f.synced_server_events(3).await;
+    assert_eq!(f.vdir_items().len(), 3);
+    for (href, _) in f.server_items() {
+        f.server_delete(&href);
+    }
+    for round in ["first", "second"] {
+        let report = f.sync().await;
+        let reason = report.stopped.clone().unwrap_or_default();
+        assert!(
+            reason.contains("side a") && reason.contains("lists no items"),
+            "{kind}, {round} sync: {report:?}"
+        );
+        assert_eq!(
+            f.vdir_items().len(),
+            3,
+            "{kind}, {round} sync: nothing deleted"
+        );
+    }
+    let report = f.sync_allowing_deletes().await;
+    assert_eq!(report.counts.delete_b, 3, "{report:?}");
+    assert!(f.vdir_items().is_empty());
+}
+both_servers!(a_server_emptied_by_another_client_stops_the_pair_too);
+
+/// A synced file that no longer reads is quarantined and held: the server's copy is not
+/// deleted, nor is the file overwritten by the server's edit, until the file is mended.
+async fn a_synced_item_that_stops_reading_is_held_not_deleted(kind: ServerKind) {
+    let f = Fixture::calendar(kind);
+    f.server_put("held.ics", &event("held", "Held", "Room 1"));
+    f.server_put("other.ics", &event("other", "Other", "Room 1"));
+    f.sync().await;
+    let (path, _) = f.vdir_item("held").unwrap();
+    fs::write(&path, "garbage").unwrap();
+    let report = f.sync().await;
+    assert_eq!(report.counts.delete_a, 0, "{report:?}");
+    assert!(report.plan.is_empty(), "{report:?}");
+    assert!(
+        f.server_item("held").is_some(),
+        "{kind}: the server keeps it"
+    );
+    let conn = f.concord.database().connect().unwrap();
+    let quarantined = state::quarantined(&conn).unwrap();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+
+    // The server's edit waits too; the other item still syncs.
+    f.server_put("held.ics", &event("held", "Held (moved)", "Room 2"));
+    f.server_put("other.ics", &event("other", "Other (moved)", "Room 2"));
+    let report = f.sync().await;
+    assert_eq!(report.counts.update_b, 1, "{report:?}");
+    assert_eq!(fs::read_to_string(&path).unwrap(), "garbage");
+    assert_eq!(
+        summary_of(&f.vdir_item("other").unwrap().1),
+        "Other (moved)"
+    );
+
+    // Mended in the folder (as it was): the server's edit arrives.
+    write_atomically(&path, &event("held", "Held", "Room 1"));
+    let report = f.sync().await;
+    assert_eq!(report.counts.update_b, 1, "{report:?}");
+    assert_eq!(summary_of(&f.vdir_item("held").unwrap().1), "Held (moved)");
+    assert!(state::quarantined(&conn).unwrap().is_empty());
+}
+both_servers!(a_synced_item_that_stops_reading_is_held_not_deleted);
 
 async fn dry_run_prints_the_plan_and_writes_nothing(kind: ServerKind) {
     let f = Fixture::calendar(kind);

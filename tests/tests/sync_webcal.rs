@@ -296,3 +296,41 @@ async fn the_feeds_name_and_colour_reach_the_folder_and_are_known_through_a_304(
     assert_eq!(read("displayname").as_deref(), Some("Bank holidays, UK"));
     assert_eq!(read("color").as_deref(), Some("#40E0D0"));
 }
+
+#[tokio::test]
+async fn an_emptied_feed_stops_the_pair_until_confirmed_even_when_it_then_answers_304() {
+    let s = setup(&feed(""));
+    let first = s.sync().await;
+    assert_eq!(first.counts.create_b, 3, "{first:?}");
+    {
+        let mut published = s.published.lock().unwrap();
+        published.body = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n".to_owned();
+        published.etag = "\"empty\"".to_owned();
+        published.last_modified = "Sun, 22 Nov 2026 10:00:00 GMT".to_owned();
+    }
+    for round in ["emptied", "then 304"] {
+        let report = s.sync().await;
+        let reason = report.stopped.clone().unwrap_or_default();
+        assert!(reason.contains("lists no items"), "{round}: {report:?}");
+        assert_eq!(summaries(&s.vdir).len(), 3, "{round}: nothing deleted");
+    }
+    assert_eq!(
+        s.gets()
+            .last()
+            .map(|r| r.header("if-none-match").map(str::to_owned)),
+        Some(Some("\"empty\"".to_owned()))
+    );
+    let confirmed = sync_pair(
+        &s.concord,
+        "feed",
+        &Credentials::new("", ""),
+        &SyncOptions {
+            allow_deletes: true,
+            ..SyncOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirmed.counts.delete_b, 3, "{confirmed:?}");
+    assert!(summaries(&s.vdir).is_empty());
+}

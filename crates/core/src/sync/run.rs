@@ -117,7 +117,6 @@ pub struct Report {
 #[derive(Debug, Default)]
 pub struct Observation {
     side: Option<Side>,
-    complete: bool,
     token: Option<String>,
     /// The stored token this listing started from.
     previous_token: Option<String>,
@@ -212,9 +211,6 @@ pub struct PairSync {
     views: Mutex<[Option<CommittedView>; 2]>,
     /// See [`Basis`].
     basis: Mutex<Basis>,
-    /// Whether each side's last committed listing was complete (not a delta since a token):
-    /// only a complete listing that shows nothing trips the emptied-side guard.
-    complete: Mutex<[Option<bool>; 2]>,
 }
 
 impl std::fmt::Debug for PairSync {
@@ -465,7 +461,6 @@ impl PairSync {
             summaries: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
             views: Mutex::new([None, None]),
             basis: Mutex::new(Basis::Unknown),
-            complete: Mutex::new([None, None]),
         })
     }
 
@@ -583,7 +578,6 @@ impl PairSync {
         }
         let mut observation = Observation {
             side: Some(side),
-            complete: listing.complete,
             token: listing.token,
             previous_token: token,
             refresh_after_s: listing.refresh_after_s,
@@ -643,10 +637,6 @@ impl PairSync {
         let Some(side) = observation.side else {
             return Ok(());
         };
-        self.complete
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)[side_index(side)] =
-            Some(observation.complete);
         let stats = ViewStats::of(&observation.seen);
         let has_duplicates = stats.duplicate > 0;
         let differences = &observation.differences;
@@ -787,7 +777,9 @@ impl PairSync {
         version: i64,
     ) -> Result<Prepared, SyncError> {
         let mut stats = [ViewStats::default(); 2];
-        let (synced, synced_count, conflicts, stored) = {
+        // Per side, what no longer reads (quarantined there), seen in the whole view.
+        let mut unreadable: [HashSet<String>; 2] = Default::default();
+        let (mut synced, synced_count, conflicts, stored) = {
             let mut conn = self.conn();
             // One snapshot of the stored state.
             let tx = conn.transaction()?;
@@ -808,6 +800,7 @@ impl PairSync {
                     }
                 };
                 stats[i] = view.stats;
+                unreadable[i] = unreadable_hrefs(&view.seen);
                 stored[i] = Some(match scope {
                     Some(uids) => {
                         let in_scope = view
@@ -840,7 +833,6 @@ impl PairSync {
         let not_stored = BTreeMap::new();
         let mut views: [BTreeMap<String, Current>; 2] = [BTreeMap::new(), BTreeMap::new()];
         let mut quarantined = 0;
-        let mut complete = [false; 2];
         let mut readable = [false; 2];
         for (i, side) in Side::BOTH.into_iter().enumerate() {
             let observed = observations.iter().find(|o| o.side == Some(side));
@@ -848,16 +840,9 @@ impl PairSync {
                 Some(o) => &o.seen,
                 None => stored[i].as_ref().unwrap_or(&not_stored),
             };
-            complete[i] = match observed {
-                Some(o) => o.complete,
-                None => self
-                    .complete
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)[i]
-                    .unwrap_or(true),
-            };
             if let Some(o) = observed {
                 stats[i] = ViewStats::of(&o.seen);
+                unreadable[i] = unreadable_hrefs(&o.seen);
             }
             quarantined += stats[i].unreadable + stats[i].duplicate;
             let (unique, _) = duplicates(seen, &synced, side);
@@ -943,6 +928,24 @@ impl PairSync {
                 None => !views[i].is_empty(),
             };
         }
+        // An item whose synced copy on a side no longer reads is held as it was: neither its
+        // absence there nor the other side's changes are acted on until the person mends or
+        // removes what is quarantined (a corrupted file must not delete the good copy).
+        let held: Vec<String> = synced
+            .iter()
+            .filter(|(uid, st)| {
+                Side::BOTH.into_iter().enumerate().any(|(i, side)| {
+                    !views[i].contains_key(*uid) && unreadable[i].contains(&st.side(side).href)
+                })
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in &held {
+            synced.remove(uid);
+            for view in &mut views {
+                view.remove(uid);
+            }
+        }
         let [a, b] = &views;
         let plan = plan(Inputs {
             synced: &synced,
@@ -955,7 +958,7 @@ impl PairSync {
         let stopped = if options.allow_deletes {
             None
         } else {
-            self.guard(&plan, synced_count, readable, complete)
+            self.guard(&plan, synced_count, readable)
         };
         Ok(Prepared {
             plan,
@@ -966,16 +969,15 @@ impl PairSync {
     }
 
     /// The safety limits: an emptied side, or too many deletions, stop the pair.
-    fn guard(
-        &self,
-        plan: &Plan,
-        synced: usize,
-        readable: [bool; 2],
-        complete: [bool; 2],
-    ) -> Option<String> {
+    fn guard(&self, plan: &Plan, synced: usize, readable: [bool; 2]) -> Option<String> {
         let name = &self.pair.name;
+        let counts = plan.counts();
+        // Deletions the plan would make on each side.
+        let deletes = [counts.delete_a, counts.delete_b];
         for (i, side) in Side::BOTH.into_iter().enumerate() {
-            if complete[i] && !readable[i] && synced > 0 {
+            // Emptied, and about to empty the other side after it (an item edited on the other
+            // side meanwhile is a conflict, not a deletion, and needs no stop).
+            if !readable[i] && synced > 0 && deletes[1 - i] > 0 {
                 return Some(format!(
                     "side {} ({}) now lists no items, but {} synced item(s) were there; nothing was deleted. \
                      If it was emptied on purpose, run `concord sync {name} --allow-deletes`",
@@ -985,7 +987,6 @@ impl PairSync {
                 ));
             }
         }
-        let counts = plan.counts();
         for (side, deletes) in [(Side::A, counts.delete_a), (Side::B, counts.delete_b)] {
             if deletes > DELETE_COUNT_MAX && deletes * 100 > synced * DELETE_SHARE_MAX_PERCENT {
                 return Some(format!(
@@ -1639,6 +1640,14 @@ fn view_differences<'a>(
 }
 
 /// Whether two readable items of a side share a UID.
+/// The hrefs of a view whose items do not read (quarantined).
+fn unreadable_hrefs(seen: &BTreeMap<String, Seen>) -> HashSet<String> {
+    seen.values()
+        .filter(|s| s.uid.is_none())
+        .map(|s| s.href.clone())
+        .collect()
+}
+
 fn has_duplicate_uids(seen: &BTreeMap<String, Seen>) -> bool {
     let mut uids = std::collections::HashSet::with_capacity(seen.len());
     seen.values()
