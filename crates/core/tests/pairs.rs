@@ -77,3 +77,39 @@ fn items_are_counted() {
     }
     assert_eq!(state::synced_count(&conn, id).expect("count"), 3);
 }
+
+#[test]
+fn a_collection_is_reached_through_one_account_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let concord = Concord::open(dir.path()).expect("open");
+    let conn = concord.database().connect().expect("connect");
+    let url = "https://dav.example.com/bob/cal/";
+    let account = |name: &str| {
+        state::add_account(&conn, name, StorageKind::Caldav, url, Some("bob")).expect("account")
+    };
+    let (first, second) = (account("bob-old"), account("bob"));
+    let put = |account: Option<i64>| {
+        state::put_storage(
+            &conn,
+            account,
+            StorageKind::Caldav,
+            ItemKind::Calendar,
+            url,
+            None,
+        )
+    };
+    let id = put(Some(first)).expect("first account");
+    assert_eq!(put(Some(first)).expect("again"), id);
+    assert_eq!(put(None).expect("without an account"), id);
+    let refused = put(Some(second)).expect_err("a second account").to_string();
+    assert!(
+        refused.contains(url) && refused.contains("bob-old"),
+        "{refused}"
+    );
+    let owner: Option<i64> = conn
+        .query_row("SELECT account_id FROM storages WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .expect("owner");
+    assert_eq!(owner, Some(first));
+}

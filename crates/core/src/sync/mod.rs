@@ -76,6 +76,11 @@ pub enum SyncError {
         mapping: String,
         account: String,
     },
+    #[error(
+        "{location} is already synced through the account {account}: pair it through that \
+         account, or remove that account first"
+    )]
+    CollectionTaken { location: String, account: String },
 }
 
 impl SyncError {

@@ -365,24 +365,42 @@ pub fn put_storage(
     item_kind: ItemKind,
     location: &str,
     display_name: Option<&str>,
-) -> rusqlite::Result<i64> {
+) -> Result<i64, super::SyncError> {
     let item_kind = match item_kind {
         ItemKind::Calendar => "calendar",
         ItemKind::Contact => "contact",
     };
+    // A collection is reached through one account: a second account on the same address would
+    // silently move the first one's pairs to its own password (and take them when removed).
+    let owner: Option<(i64, Option<String>)> = conn
+        .query_row(
+            "SELECT s.account_id, a.name FROM storages s LEFT JOIN accounts a ON a.id = s.account_id
+             WHERE s.kind = ?1 AND s.location = ?2 AND s.account_id IS NOT NULL",
+            params![kind.as_str(), location],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let (Some((owner, name)), Some(wanted)) = (owner, account_id)
+        && owner != wanted
+    {
+        return Err(super::SyncError::CollectionTaken {
+            location: location.to_owned(),
+            account: name.unwrap_or_else(|| owner.to_string()),
+        });
+    }
     conn.execute(
         "INSERT INTO storages (account_id, kind, item_kind, location, display_name)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (kind, location) DO UPDATE SET
            display_name = coalesce(excluded.display_name, display_name),
-           account_id = coalesce(excluded.account_id, account_id)",
+           account_id = coalesce(account_id, excluded.account_id)",
         params![account_id, kind.as_str(), item_kind, location, display_name],
     )?;
-    conn.query_row(
+    Ok(conn.query_row(
         "SELECT id FROM storages WHERE kind = ?1 AND location = ?2",
         params![kind.as_str(), location],
         |r| r.get(0),
-    )
+    )?)
 }
 
 fn storage(conn: &Connection, id: i64) -> rusqlite::Result<StorageConfig> {
