@@ -14,7 +14,7 @@ use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use libdav::dav::{WebDavClient, WebDavError};
+use libdav::dav::{RequestError, WebDavClient, WebDavError};
 use tower_http::auth::AddAuthorization;
 
 /// How long a TCP (and TLS) connection may take to open.
@@ -75,13 +75,69 @@ pub enum DavError {
         what: &'static str,
         status: u16,
     },
-    #[error("{what} at {url} failed: {source}")]
+    #[error("{what} at {url} failed: {}", request_failure(source.as_ref()))]
     Request {
         url: String,
         what: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl DavError {
+    /// The HTTP client's own error, when a request failed on the network (connection, TLS)
+    /// rather than on what the server answered.
+    pub(crate) fn network_failure(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let DavError::Request { source, .. } = self else {
+            return None;
+        };
+        http_client_error(source.as_ref())
+    }
+}
+
+/// The HTTP client's error inside libdav's (whose `source()` does not lead to it).
+fn http_client_error<'a>(
+    source: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    let request = match source.downcast_ref::<WebDavError<HttpClientError>>() {
+        Some(WebDavError::Request(request)) => request,
+        Some(_) => return None,
+        None => source.downcast_ref::<RequestError<HttpClientError>>()?,
+    };
+    match request {
+        RequestError::Client(client) => Some(client),
+        RequestError::Http(http) => Some(http.as_ref()),
+    }
+}
+
+/// A failed request in words: libdav's error, then the HTTP client's causes under it
+/// ("... client error (Connect): tcp connect error: Connection refused").
+fn request_failure(source: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    chain_into(source, &mut parts);
+    if let Some(client) = http_client_error(source) {
+        chain_into(client, &mut parts);
+    }
+    parts.join(": ")
+}
+
+/// An error with its causes, each said once ("client error (Connect): tcp connect error:
+/// Connection refused"): the outermost alone often hides what happened.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    chain_into(err, &mut parts);
+    parts.join(": ")
+}
+
+fn chain_into(err: &(dyn std::error::Error + 'static), parts: &mut Vec<String>) {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
 }
 
 /// The HTTP client all DAV requests go through: hyper with rustls (ring, the system's trust
@@ -320,6 +376,9 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(err, DavError::Request { .. }), "{err:?}");
-        assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+        // The address, and the cause under the client's own words.
+        let said = err.to_string();
+        assert!(said.contains("127.0.0.1:1"), "{said}");
+        assert!(said.to_lowercase().contains("refused"), "{said}");
     }
 }

@@ -17,11 +17,11 @@ use domain::resolv::stub::conf::{ResolvConf, ServerConf, Transport};
 use http::{Method, Request, StatusCode, Uri};
 use libdav::caldav::{FindCalendarHomeSet, FindCalendars, GetSupportedComponents};
 use libdav::carddav::{FindAddressBookHomeSet, FindAddressBooks};
-use libdav::dav::{FindPropertyHrefs, FoundCollection, RequestError, WebDavClient, WebDavError};
+use libdav::dav::{FindPropertyHrefs, FoundCollection, WebDavClient};
 use libdav::names;
 use serde::{Deserialize, Serialize};
 
-use crate::dav::{Credentials, DavError, HttpClient, HttpClientError, bounded, webdav_client};
+use crate::dav::{Credentials, DavError, HttpClient, bounded, webdav_client};
 
 /// The body of the PROPFIND that follows well-known redirects.
 const PROPFIND_PRINCIPAL: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>"#;
@@ -595,7 +595,7 @@ async fn principal_at(
             Err(err @ (DavError::Unauthorized { status: 401, .. } | DavError::Timeout { .. })) => {
                 return Err(err);
             }
-            Err(err) if network_failure(&err).is_some() => return Err(err),
+            Err(err) if err.network_failure().is_some() => return Err(err),
             // 403 (not this user's path), 404, 405, a web page rather than XML: nothing here.
             Err(_) => {}
         }
@@ -977,8 +977,8 @@ fn classify(err: DiscoveryError) -> ConnectionCheck {
         ) => {
             let url = url.clone();
             let cause: &(dyn std::error::Error + 'static) =
-                network_failure(dav).unwrap_or(source.as_ref());
-            let chain = error_chain(cause);
+                dav.network_failure().unwrap_or(source.as_ref());
+            let chain = crate::dav::error_chain(cause);
             if is_certificate_problem(cause) {
                 ConnectionCheck::CertificateProblem {
                     detail: format!("{url}: {chain}"),
@@ -1003,37 +1003,6 @@ fn classify(err: DiscoveryError) -> ConnectionCheck {
             detail: other.to_string(),
         },
     }
-}
-
-/// The HTTP client's own error, when a request failed on the network (connection, TLS)
-/// rather than on what the server answered.
-fn network_failure(err: &DavError) -> Option<&(dyn std::error::Error + 'static)> {
-    let DavError::Request { source, .. } = err else {
-        return None;
-    };
-    let source: &(dyn std::error::Error + 'static) = source.as_ref();
-    let request = match source.downcast_ref::<WebDavError<HttpClientError>>() {
-        Some(WebDavError::Request(request)) => request,
-        Some(_) => return None,
-        None => source.downcast_ref::<RequestError<HttpClientError>>()?,
-    };
-    match request {
-        RequestError::Client(client) => Some(client),
-        RequestError::Http(http) => Some(http.as_ref()),
-    }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut next = err.source();
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
 }
 
 /// Whether a rustls certificate error is somewhere in the chain (an `io::Error` carries it

@@ -293,6 +293,9 @@ pub fn workflow(concord: Concord, credentials: Arc<dyn CredentialSource>) -> Wor
 /// How long [`sync_durably`] and `conflicts::resolve_durably` wait for their run: one another
 /// (perhaps dead) process holds, and retries that are due soon.
 pub const DURABLE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+/// The furthest retry [`run_here`] waits for: quick retries ride out a blip, a server that
+/// stays away is reported within seconds instead of after [`DURABLE_WAIT_MAX`].
+pub const RETRY_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs a pair's sync as a durable workflow run, executed by this process, and waits for it.
 /// A run a killed process left half done is resumed (its completed steps are not repeated)
@@ -388,6 +391,27 @@ pub(crate) async fn run_here(
                     .error
                     .unwrap_or_else(|| "the run failed".to_owned());
                 return Ok(Outcome::Failed(error));
+            }
+            // A retry far off: this process does not wait for it, and says why and when.
+            RunState::Sleeping
+                if detail.run.next_at_ms.is_some_and(|at| {
+                    at.saturating_sub(state::now_ms())
+                        > i64::try_from(RETRY_WAIT_MAX.as_millis()).unwrap_or(i64::MAX)
+                }) =>
+            {
+                let error = detail.run.error.unwrap_or_else(|| "it failed".to_owned());
+                let at = detail
+                    .run
+                    .next_at_ms
+                    .and_then(|ms| {
+                        chrono::TimeZone::timestamp_millis_opt(&chrono::Local, ms).single()
+                    })
+                    .map_or_else(String::new, |at| format!(" at {}", at.format("%H:%M:%S")));
+                return Ok(Outcome::Unfinished(format!(
+                    "{error} ({} attempt(s); the next{at}, by the tray app or `concord daemon` \
+                     while one runs, else by the next `concord sync`)",
+                    detail.run.attempts
+                )));
             }
             state if tokio::time::Instant::now() >= deadline => {
                 let error = detail
