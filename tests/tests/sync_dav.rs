@@ -10,7 +10,7 @@ use std::fs;
 
 use concord_core::sync::item::ItemKind;
 use concord_core::sync::state::{self, ConflictPolicy, Direction, Side};
-use concord_core::sync::{PairSync, SyncOptions};
+use concord_core::sync::{PairSync, SyncOptions, sync_pair};
 use concord_e2e::both_servers;
 use concord_e2e::servers::ServerKind;
 use concord_e2e::sync_fixture::{Fixture, PAIR, event, summary_of, todo, write_atomically};
@@ -343,6 +343,31 @@ async fn a_server_emptied_by_another_client_stops_the_pair_too(kind: ServerKind)
     assert!(f.vdir_items().is_empty());
 }
 both_servers!(a_server_emptied_by_another_client_stops_the_pair_too);
+
+/// A pair whose server collection is not there (deleted, mistyped): an error saying so, not an
+/// empty calendar; nothing is written on either side.
+async fn a_missing_collection_is_an_error_not_an_empty_calendar(kind: ServerKind) {
+    let f = Fixture::calendar(kind);
+    f.vdir_write("v.ics", &event("v", "Folder", "A"));
+    let missing = f.server.url("/user/no-such-calendar/");
+    let conn = f.concord.database().connect().unwrap();
+    conn.execute(
+        "UPDATE storages SET location = ?1 WHERE kind = 'caldav'",
+        [&missing],
+    )
+    .unwrap();
+    let err = sync_pair(&f.concord, PAIR, &f.credentials, &SyncOptions::default())
+        .await
+        .unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.contains("no collection at") && said.contains("no-such-calendar"),
+        "{kind}: {said}"
+    );
+    assert!(err.needs_attention(), "{kind}: {err:?}");
+    assert_eq!(f.vdir_items().len(), 1);
+}
+both_servers!(a_missing_collection_is_an_error_not_an_empty_calendar);
 
 /// A synced file that no longer reads is quarantined and held: the server's copy is not
 /// deleted, nor is the file overwritten by the server's edit, until the file is mended.

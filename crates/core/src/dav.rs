@@ -75,6 +75,12 @@ pub enum DavError {
         what: &'static str,
         status: u16,
     },
+    /// Needs the person: the collection was deleted or moved, or its address is wrong.
+    #[error(
+        "there is no collection at {url} on the server (deleted, moved or mistyped?); `concord \
+         account discover` lists the account's collections"
+    )]
+    CollectionMissing { url: String },
     #[error("{what} at {url} failed: {}", request_failure(source.as_ref()))]
     Request {
         url: String,

@@ -79,7 +79,86 @@ impl DavCollection {
         &self.client
     }
 
+    /// What changed since `token`. A complete listing that shows nothing is checked against
+    /// the collection itself: a collection that is not there (deleted, moved, mistyped) is an
+    /// error the person must see, not an empty calendar.
     pub async fn changes(&self, token: Option<&str>) -> Result<Listing, StorageError> {
+        let missing = || {
+            let url = self
+                .client
+                .relative_uri(&self.href)
+                .map_or_else(|_| self.href.clone(), |uri| uri.to_string());
+            StorageError::from(DavError::CollectionMissing { url })
+        };
+        let listing = match self.changes_of_any_kind(token).await {
+            Err(StorageError::Dav(DavError::Status {
+                status: 404 | 410, ..
+            })) => return Err(missing()),
+            other => other?,
+        };
+        if listing.complete && listing.changed.is_empty() && !self.exists().await? {
+            return Err(missing());
+        }
+        Ok(listing)
+    }
+
+    /// Whether the collection is there: a depth-0 PROPFIND answered 404 or 410, or a
+    /// multistatus whose every response says 404, says it is not.
+    async fn exists(&self) -> Result<bool, StorageError> {
+        let request = http::Request::builder()
+            .method(
+                http::Method::from_bytes(b"PROPFIND")
+                    .map_err(|e| StorageError::Invalid(e.to_string()))?,
+            )
+            .uri(self.client.base_url().clone())
+            .header("Depth", "0")
+            .header("Content-Type", "application/xml; charset=utf-8")
+            .body(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
+                 <d:propfind xmlns:d=\"DAV:\"><d:prop><d:resourcetype/></d:prop></d:propfind>"
+                    .to_owned(),
+            )
+            .map_err(|e| StorageError::Invalid(format!("{}: {e}", self.href)))?;
+        let answer = bounded(
+            &self.client,
+            "checking that the collection exists",
+            &self.href,
+            async {
+                self.client
+                    .request_raw(request)
+                    .await
+                    .map_err(libdav::dav::WebDavError::Request)
+            },
+        )
+        .await;
+        let (head, body) = match answer {
+            Ok(answer) => answer,
+            Err(DavError::Status {
+                status: 404 | 410, ..
+            }) => return Ok(false),
+            Err(err) => return Err(err.into()),
+        };
+        if matches!(head.status.as_u16(), 404 | 410) {
+            return Ok(false);
+        }
+        let text = String::from_utf8_lossy(&body);
+        let Ok(doc) = roxmltree::Document::parse(&text) else {
+            return Ok(true);
+        };
+        let statuses: Vec<bool> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name(("DAV:", "response")))
+            .map(|response| {
+                response
+                    .children()
+                    .filter(|n| n.has_tag_name(("DAV:", "status")))
+                    .any(|status| status.text().is_some_and(|t| t.contains(" 404")))
+            })
+            .collect();
+        Ok(statuses.is_empty() || !statuses.iter().all(|missing| *missing))
+    }
+
+    async fn changes_of_any_kind(&self, token: Option<&str>) -> Result<Listing, StorageError> {
         if let Some(token) = token.and_then(|t| t.strip_prefix(TOKEN_PREFIX))
             && let Some(listing) = self.changes_since(token).await?
         {

@@ -105,6 +105,7 @@ impl StorageError {
                 DavError::Unauthorized { .. }
                     | DavError::InvalidUrl { .. }
                     | DavError::TrustStore(_)
+                    | DavError::CollectionMissing { .. }
             ) | StorageError::Dav(DavError::Status {
                 status: 404 | 410,
                 ..
