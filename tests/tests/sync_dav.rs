@@ -369,6 +369,39 @@ async fn a_missing_collection_is_an_error_not_an_empty_calendar(kind: ServerKind
 }
 both_servers!(a_missing_collection_is_an_error_not_an_empty_calendar);
 
+/// A folder is made by the first write, never by looking: a dry run leaves no folder behind,
+/// and a folder that vanished after syncing (an unmounted disk) stops the pair, not recreated.
+async fn a_folder_is_made_by_writing_and_its_vanishing_stops_the_pair(kind: ServerKind) {
+    let f = Fixture::calendar(kind);
+    fs::remove_dir(&f.vdir).unwrap();
+    f.server_put("s.ics", &event("s", "Server", "A"));
+    let dry = f
+        .sync_with(SyncOptions {
+            dry_run: true,
+            ..SyncOptions::default()
+        })
+        .await;
+    assert_eq!(dry.counts.create_b, 1, "{dry:?}");
+    assert!(!f.vdir.exists(), "{kind}: a dry run made the folder");
+    f.sync().await;
+    assert_eq!(f.vdir_items().len(), 1);
+    fs::remove_dir_all(&f.vdir).unwrap();
+    let report = f.sync().await;
+    assert!(
+        report
+            .stopped
+            .as_deref()
+            .is_some_and(|r| r.contains("lists no items")),
+        "{kind}: {report:?}"
+    );
+    assert!(
+        !f.vdir.exists(),
+        "{kind}: the vanished folder was made again"
+    );
+    assert!(f.server_item("s").is_some());
+}
+both_servers!(a_folder_is_made_by_writing_and_its_vanishing_stops_the_pair);
+
 /// A synced file that no longer reads is quarantined and held: the server's copy is not
 /// deleted, nor is the file overwritten by the server's edit, until the file is mended.
 async fn a_synced_item_that_stops_reading_is_held_not_deleted(kind: ServerKind) {

@@ -834,7 +834,17 @@ fn print_report(r: &Report) {
         }
     }
     let verb = if r.dry_run { "would be" } else { "" };
-    let summary = if parts.is_empty() {
+    let summary = if r.stopped.is_some() {
+        let stop = if r.dry_run { "would stop" } else { "stopped" };
+        if parts.is_empty() {
+            format!("{stop} before changing anything")
+        } else {
+            format!(
+                "{stop} before changing anything (planned: {})",
+                parts.join(", ")
+            )
+        }
+    } else if parts.is_empty() {
         "nothing to do".to_owned()
     } else {
         format!("{verb} {}", parts.join(", ")).trim().to_owned()

@@ -179,6 +179,7 @@ fn write_file(folder: &Path, name: &str, value: Option<&str>) -> Result<(), Stor
             _ => Ok(()),
         };
     };
+    fs::create_dir_all(folder).map_err(io("creating the folder", folder))?;
     let temp = folder.join(format!(".{name}.concord-{}.tmp", std::process::id()));
     let mut file = fs::File::create(&temp).map_err(io("writing", &temp))?;
     file.write_all(value.as_bytes())

@@ -66,9 +66,11 @@ pub struct Vdir {
 }
 
 impl Vdir {
-    /// The folder at `path` (created if missing) holding items of `kind`.
+    /// The folder at `path` holding items of `kind`. Nothing is created until the first write:
+    /// a folder that is missing (never written, or gone with an unmounted disk) lists empty,
+    /// which the emptied-side guard catches when items were synced there; and a dry run
+    /// leaves no trace.
     pub fn open(path: &Path, kind: ItemKind) -> Result<Self, StorageError> {
-        fs::create_dir_all(path).map_err(io("creating the folder", path))?;
         Ok(Self {
             path: path.to_path_buf(),
             kind,
@@ -87,7 +89,15 @@ impl Vdir {
     pub fn list(&self) -> Result<Listing, StorageError> {
         let mut changed = Vec::new();
         let extension = format!(".{}", self.kind.extension());
-        let entries = fs::read_dir(&self.path).map_err(io("listing", &self.path))?;
+        let entries = match fs::read_dir(&self.path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Listing {
+                    complete: true,
+                    ..Listing::default()
+                });
+            }
+            entries => entries.map_err(io("listing", &self.path))?,
+        };
         for entry in entries {
             let entry = entry.map_err(io("listing", &self.path))?;
             let Ok(name) = entry.file_name().into_string() else {
@@ -166,6 +176,7 @@ impl Vdir {
     /// durable, nothing in place yet (dropping the result removes them). An error means none
     /// can be placed.
     pub fn stage(&self, writes: &[ItemWrite<'_>]) -> Result<StagedBatch, StorageError> {
+        fs::create_dir_all(&self.path).map_err(io("creating the folder", &self.path))?;
         let targets: Vec<(String, Result<PathBuf, StorageError>, &[u8])> = writes
             .iter()
             .map(|write| {
