@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use concord_e2e::desktop::{concord_ok, require_session};
+use concord_e2e::desktop::{concord_ok, require_session, run_concord};
 use concord_e2e::servers::{DavServer, FixtureError};
 use concord_e2e::sync_fixture::{event, summary_of, write_atomically};
 
@@ -97,6 +97,26 @@ fn resolved_per_field_from_the_command_line(server: fn() -> Result<DavServer, Fi
     concord(&data_dir, &["pair", "add", "cal", "--a", &a, "--b", &b], "");
     let first = concord(&data_dir, &["sync", "cal"], "");
     assert!(first.contains("1 created on b"), "{first}");
+    // Adding the same name again is refused before the keyring is touched: the account's
+    // password stays the right one (every sync below needs it).
+    let again = run_concord(
+        &data_dir,
+        &[
+            "account",
+            "add",
+            "dav",
+            "--url",
+            &server.base_url(),
+            "--username",
+            server.username(),
+            "--password-stdin",
+        ],
+        "not-the-password\n",
+        &[],
+    );
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("already an account named"), "{said}");
 
     // Two clients edit the event differently.
     put(&server, "Planning (server)", "Room 2");

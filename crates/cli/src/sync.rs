@@ -182,6 +182,17 @@ fn is_loopback(url: &str) -> bool {
 pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result<(), String> {
     match cmd {
         AccountCommand::Add(add) => {
+            // Before anything is stored: the keyring entry of an existing account of that name
+            // must not be replaced.
+            if state::account(&db(concord)?, &add.name)
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Err(format!(
+                    "there is already an account named {:?} (see `concord account list`)",
+                    add.name
+                ));
+            }
             let kind = StorageKind::from(add.kind);
             let mut username = add.username.clone();
             let url = if kind == StorageKind::Vdir {
@@ -226,6 +237,9 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                     .read_line(&mut line)
                     .map_err(|e| format!("reading the password: {e}"))?;
                 let password = line.trim_end_matches(['\r', '\n']);
+                if password.is_empty() {
+                    return Err("the password read from standard input is empty".to_owned());
+                }
                 let secrets = Secrets::system().map_err(|e| e.to_string())?;
                 secrets
                     .set_password(&add.name, password)

@@ -86,6 +86,19 @@ impl Item {
                 ),
             ));
         }
+        if raw.starts_with(&[0xff, 0xfe]) || raw.starts_with(&[0xfe, 0xff]) {
+            return Err(unreadable(
+                String::new(),
+                "it is UTF-16 text; save it as UTF-8, which calendar and contact servers expect"
+                    .to_owned(),
+            ));
+        }
+        if raw.contains(&0) {
+            return Err(unreadable(
+                String::new(),
+                "it holds binary data, not the text of a calendar object or a contact".to_owned(),
+            ));
+        }
         let text = decode(&raw);
         let tree = Component::parse(&text).map_err(|reason| unreadable(String::new(), reason))?;
         let (kind, uid, summary) = match tree.name.as_str() {
@@ -524,6 +537,20 @@ mod tests {
     use super::*;
 
     const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//A//EN\r\nBEGIN:VEVENT\r\nUID:e1@example.com\r\nDTSTAMP:20261101T100000Z\r\nDTSTART:20261123T100000Z\r\nSUMMARY:Team meeting\r\nLOCATION:Room 1\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn binary_data_is_named_as_such() {
+        let mut raw = EVENT.as_bytes().to_vec();
+        raw.extend_from_slice(&[0, 159, 146, 150]);
+        let reason = Item::parse(raw).unwrap_err().reason;
+        assert!(reason.contains("binary data"), "{reason}");
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(EVENT.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let reason = Item::parse(utf16).unwrap_err().reason;
+        assert!(reason.contains("UTF-16"), "{reason}");
+    }
 
     #[test]
     fn text_values_are_unescaped_in_one_pass() {

@@ -67,6 +67,8 @@ pub enum SyncError {
     Engine(#[from] concord_durable::Error),
     #[error("the sync run failed: {0}")]
     Run(String),
+    #[error("cannot restore: {0}")]
+    Restore(String),
     #[error(
         "{pair} is one collection of {mapping}, which syncs every collection of {account}: it \
          would come back at its next sync; remove {mapping} instead (its folders stay)"

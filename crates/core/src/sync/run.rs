@@ -1743,12 +1743,12 @@ pub async fn restore(
 ) -> Result<String, SyncError> {
     let conn = concord.database().connect()?;
     let version = state::version(&conn, version_id)?.ok_or_else(|| {
-        SyncError::Run(format!(
+        SyncError::Restore(format!(
             "there is no version {version_id} (see `concord history`)"
         ))
     })?;
     let pair_name = version.pair.clone().ok_or_else(|| {
-        SyncError::Run(format!(
+        SyncError::Restore(format!(
             "version {version_id} belongs to a pair that was removed"
         ))
     })?;
@@ -1759,7 +1759,9 @@ pub async fn restore(
     } else {
         Side::B
     };
-    let item = Item::parse(version.content.clone()).map_err(|u| SyncError::Run(u.reason))?;
+    let item = Item::parse(version.content.clone()).map_err(|u| {
+        SyncError::Restore(format!("version {version_id} does not read: {}", u.reason))
+    })?;
     let storage = sync.storage(side);
     let current = {
         let conn = sync.conn();
