@@ -856,6 +856,20 @@ fn merge_elements(versions: &[Vec<Element>; 3], set: bool) -> Option<Vec<Element
         by_id(&versions[1]),
         by_id(&versions[2]),
     );
+    // Both sides replaced the same element, each with its own (an email changed to two
+    // different addresses): that is one field edited two ways, not two additions.
+    if set {
+        let removed_by_both = base
+            .keys()
+            .any(|id| !a.contains_key(id) && !b.contains_key(id));
+        let added_only = |mine: &ById<'_>, theirs: &ById<'_>| {
+            mine.keys()
+                .any(|id| !base.contains_key(id) && !theirs.contains_key(id))
+        };
+        if removed_by_both && added_only(&a, &b) && added_only(&b, &a) {
+            return None;
+        }
+    }
     let mut ids: Vec<&str> = Vec::new();
     for e in versions[1].iter().chain(&versions[2]) {
         if !ids.contains(&e.id.as_str()) {
@@ -1279,6 +1293,33 @@ BEGIN:VEVENT\r\nUID:weekly@example.com\r\nDTSTAMP:20261101T000000Z\r\nSEQUENCE:0
         }
         assert!(!emails.contains("ada@old"), "{emails}");
         assert!(text.contains("NOTE:Met at the conference"));
+    }
+
+    #[test]
+    fn one_address_changed_to_two_different_ones_is_a_conflict() {
+        let old = "item1.EMAIL;TYPE=INTERNET:ada@old.example\r\nitem1.X-ABLabel:Work mail\r\n";
+        let base = card3(old, "+44 20 7946 0000", "");
+        let a = card3(
+            &old.replace("ada@old", "ada@server"),
+            "+44 20 7946 0000",
+            "",
+        );
+        let b = card3(
+            &old.replace("ada@old", "ada@laptop"),
+            "+44 20 7946 0000",
+            "",
+        );
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            match merge(&base, x, y) {
+                Merge::Conflict(fields) => {
+                    assert!(fields.iter().any(|f| f.contains("EMAIL")), "{fields:?}");
+                }
+                Merge::Merged(text) => panic!("merged into\n{text}"),
+            }
+        }
+        // The same change on both sides, or a change on one, still merges.
+        assert_eq!(hash(&merged_both_ways(&base, &a, &a)), hash(&a));
+        assert_eq!(hash(&merged_both_ways(&base, &a, &base)), hash(&a));
     }
 
     #[test]
