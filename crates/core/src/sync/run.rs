@@ -1663,7 +1663,6 @@ fn view_differences<'a>(
     out
 }
 
-/// Whether two readable items of a side share a UID.
 /// The hrefs of a view whose items do not read (quarantined).
 fn unreadable_hrefs(seen: &BTreeMap<String, Seen>) -> HashSet<String> {
     seen.values()
@@ -1672,6 +1671,7 @@ fn unreadable_hrefs(seen: &BTreeMap<String, Seen>) -> HashSet<String> {
         .collect()
 }
 
+/// Whether two readable items of a side share a UID.
 fn has_duplicate_uids(seen: &BTreeMap<String, Seen>) -> bool {
     let mut uids = std::collections::HashSet::with_capacity(seen.len());
     seen.values()
