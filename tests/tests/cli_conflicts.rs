@@ -78,20 +78,18 @@ fn resolved_per_field_from_the_command_line(server: fn() -> Result<DavServer, Fi
     let data_dir = data.path().join("concord");
 
     put(&server, "Planning", "Room 1");
-    concord(
-        &data_dir,
-        &[
-            "account",
-            "add",
-            "dav",
-            "--url",
-            &server.base_url(),
-            "--username",
-            server.username(),
-            "--password-stdin",
-        ],
-        &format!("{}\n", server.password()),
-    );
+    let base_url = server.base_url();
+    let add_account = [
+        "account",
+        "add",
+        "dav",
+        "--url",
+        &base_url,
+        "--username",
+        server.username(),
+        "--password-stdin",
+    ];
+    concord(&data_dir, &add_account, &format!("{}\n", server.password()));
     let a = format!("dav:{}", server.calendar_url());
     let b = format!("dir:{}", vdir.display());
     concord(&data_dir, &["pair", "add", "cal", "--a", &a, "--b", &b], "");
@@ -99,21 +97,7 @@ fn resolved_per_field_from_the_command_line(server: fn() -> Result<DavServer, Fi
     assert!(first.contains("1 created on b"), "{first}");
     // Adding the same name again is refused before the keyring is touched: the account's
     // password stays the right one (every sync below needs it).
-    let again = run_concord(
-        &data_dir,
-        &[
-            "account",
-            "add",
-            "dav",
-            "--url",
-            &server.base_url(),
-            "--username",
-            server.username(),
-            "--password-stdin",
-        ],
-        "not-the-password\n",
-        &[],
-    );
+    let again = run_concord(&data_dir, &add_account, "not-the-password\n", &[]);
     assert!(!again.status.success());
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(said.contains("already an account named"), "{said}");
