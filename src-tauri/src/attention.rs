@@ -1,13 +1,14 @@
-//! What needs the person raises one desktop notification when it appears: jobs that stopped (a
-//! password refused, a server gone, a pair stopped by a safety guard; the action opens Activity)
+//! What needs the person raises one desktop notification when it appears: syncs that stopped
+//! working (failing for longer than a blip, a password refused, a server gone, a pair stopped by
+//! a safety guard; the action opens Activity; a recovery clears it, and a new failure notifies again)
 //! and new sync conflicts (one per sync run however many it found, each conflict announced
 //! once; the action opens Conflicts). Transient errors never notify: the engine retries them.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
-use concord_core::Concord;
 use concord_core::sync::conflicts::{self, ConflictSummary};
+use concord_core::{Concord, Health};
 use notify_rust::NotificationResponse;
 use tauri::{AppHandle, Emitter, Wry};
 
@@ -17,34 +18,30 @@ use crate::window;
 /// At most this many reasons (or conflicting items) in one notification; the page lists all.
 const REASONS_MAX: usize = 3;
 
-/// Sends one notification naming what needs attention now.
-pub fn announce(app: &AppHandle<Wry>, concord: &Concord) {
-    let reasons: Vec<String> = match concord.engine().schedules() {
-        Ok(schedules) => schedules
-            .into_iter()
-            .filter_map(|s| Some(format!("{}: {}", s.schedule.name, s.attention?)))
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "cannot read what needs attention");
-            return;
-        }
-    };
-    if reasons.is_empty() {
-        return;
+/// Sends one notification naming what stopped working (failing for longer than a blip, or
+/// waiting for the person), each with its cause and next attempt; nothing for an empty list.
+pub fn announce_broken(app: &AppHandle<Wry>, broken: &[&Health], now_ms: i64) {
+    if let Some((summary, body)) = broken_notice(broken, now_ms) {
+        notify(app, summary, body, Page::Activity);
     }
-    let mut body: Vec<String> = reasons
+}
+
+/// "Can't sync work" and "work: Can't reach dav.example.com: retrying at 14:05".
+fn broken_notice(broken: &[&Health], now_ms: i64) -> Option<(String, String)> {
+    let summary = match broken {
+        [] => return None,
+        [one] => format!("Can't sync {}", one.name),
+        many => format!("{} syncs are not working", many.len()),
+    };
+    let mut body: Vec<String> = broken
         .iter()
         .take(REASONS_MAX)
-        .map(|r| escape_markup(r))
+        .map(|h| escape_markup(&format!("{}: {}", h.name, h.sentence(now_ms))))
         .collect();
-    if reasons.len() > REASONS_MAX {
-        body.push(format!("and {} more", reasons.len() - REASONS_MAX));
+    if broken.len() > REASONS_MAX {
+        body.push(format!("and {} more", broken.len() - REASONS_MAX));
     }
-    let summary = match reasons.len() {
-        1 => "A sync needs your attention".to_owned(),
-        n => format!("{n} syncs need your attention"),
-    };
-    notify(app, summary, body.join("\n"), Page::Activity);
+    Some((summary, body.join("\n")))
 }
 
 /// The page a notification's action opens.
@@ -238,6 +235,30 @@ mod tests {
         assert!(not_announced(&mut announced, &[conflict(1, "Old")]).is_empty());
         let again = [conflict(1, "Old"), conflict(2, "New")];
         assert_eq!(not_announced(&mut announced, &again).len(), 1);
+    }
+
+    #[test]
+    fn what_broke_is_named_with_its_cause_and_next_attempt() {
+        use concord_core::{HealthState, SubjectKind};
+        let work = Health {
+            kind: SubjectKind::Pair,
+            name: "work".to_owned(),
+            part_of: None,
+            state: HealthState::Failing,
+            cause: Some("Can't reach <dav>".to_owned()),
+            what_to_do: None,
+            error: None,
+            failed_attempts: 3,
+            failing_since_ms: None,
+            next_attempt_at_ms: None,
+            waits_for_scheduler: false,
+            synced_at_ms: None,
+            said: String::new(),
+        };
+        let (summary, body) = broken_notice(&[&work], 0).unwrap();
+        assert_eq!(summary, "Can't sync work");
+        assert_eq!(body, "work: Can't reach &lt;dav&gt;: Sync now to try again");
+        assert!(broken_notice(&[], 0).is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The app's one piece of state: the opened [`Concord`] and the status last shown. Every change,
 //! whether it comes from a command, the tray menu or the 2 s poll, goes through [`Shell::publish`],
 //! which updates the tray and tells the window (`status-changed`) only when the status changed,
-//! and announces new conflicts once no sync is running (so one run makes one notification).
+//! announces what newly stopped working (core's `Status::newly_broken`), and announces new
+//! conflicts once no sync is running (so one run makes one notification).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,11 +89,8 @@ impl Shell {
         };
         if shown.as_ref() != Some(&status) {
             tracing::debug!(line = %status.line, "status changed");
-            if shown
-                .as_ref()
-                .is_some_and(|before| status.attention > before.attention)
-            {
-                attention::announce(app, &self.concord);
+            if let Some(before) = shown.as_ref() {
+                attention::announce_broken(app, &status.newly_broken(before), status.read_at_ms);
             }
             if status.jobs.running == 0 {
                 self.announce_new_conflicts(app).await;
@@ -133,7 +131,7 @@ impl Shell {
     }
 
     pub async fn sync_now(&self, app: &AppHandle<Wry>) -> Result<Status, String> {
-        self.core(|concord| concord.request_sync_now()).await?;
+        self.core(|concord| concord.sync_now()).await?;
         self.publish(app).await
     }
 }

@@ -1,9 +1,9 @@
 //! The tray icon and its menu: the status line first, then Sync now, Pause/Resume, Open
-//! Concord, Quit. The status line is information, disabled, except while conflicts wait ("3
-//! conflicts"): then it opens the Conflicts page. On Linux (libayatana) every click opens the
+//! Concord, Quit. The status line is information, disabled, except when a page explains it
+//! ("3 conflicts" opens Conflicts, a failing sync opens Activity). On Linux (libayatana) every click opens the
 //! menu; there are no click events and no tooltip.
 
-use concord_core::{Status, StatusState};
+use concord_core::{Status, StatusPage, StatusState};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -31,13 +31,7 @@ pub struct TrayMenu {
 /// Builds the tray showing `status`. Call once, from `setup`.
 pub fn build(app: &AppHandle<Wry>, status: &Status) -> tauri::Result<TrayMenu> {
     let tray = TrayMenu {
-        status: MenuItem::with_id(
-            app,
-            STATUS,
-            &status.line,
-            opens_conflicts(status),
-            None::<&str>,
-        )?,
+        status: MenuItem::with_id(app, STATUS, &status.line, opens_page(status), None::<&str>)?,
         pause: MenuItem::with_id(app, PAUSE, pause_label(status), true, None::<&str>)?,
     };
     let menu = Menu::with_items(
@@ -69,7 +63,7 @@ impl TrayMenu {
         let updated = self
             .pause
             .set_text(pause_label(status))
-            .and_then(|()| self.status.set_enabled(opens_conflicts(status)));
+            .and_then(|()| self.status.set_enabled(opens_page(status)));
         if let Err(error) = updated {
             tracing::warn!(%error, "cannot update the tray menu");
         }
@@ -98,10 +92,10 @@ impl TrayMenu {
     }
 }
 
-/// The status line names the conflicts ("3 conflicts") whenever there are some (the worst
-/// state wins, and conflicts are the worst): a click on it opens them.
-fn opens_conflicts(status: &Status) -> bool {
-    status.conflicts > 0
+/// The status line is a button when a page explains it ("3 conflicts" opens Conflicts, a
+/// failure opens Activity).
+fn opens_page(status: &Status) -> bool {
+    status.page.is_some()
 }
 
 fn pause_label(status: &Status) -> &'static str {
@@ -129,10 +123,22 @@ fn on_menu_event(app: &AppHandle<Wry>, event: MenuEvent) {
         }),
         OPEN => window::show_main(app),
         STATUS => {
-            window::show_main(app);
-            if let Err(error) = app.emit(OPEN_PAGE, "conflicts") {
-                tracing::warn!(%error, "cannot open the Conflicts page");
-            }
+            let app = app.clone();
+            tauri::async_runtime::spawn(async move {
+                let page = match app.state::<Shell>().publish(&app).await {
+                    Ok(status) => status.page,
+                    Err(_) => None,
+                };
+                window::show_main(&app);
+                let Some(page) = page else { return };
+                let id = match page {
+                    StatusPage::Conflicts => "conflicts",
+                    StatusPage::Activity => "activity",
+                };
+                if let Err(error) = app.emit(OPEN_PAGE, id) {
+                    tracing::warn!(%error, page = id, "cannot open the page");
+                }
+            });
         }
         QUIT => app.exit(0),
         _ => {}

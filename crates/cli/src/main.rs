@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use concord_core::{Concord, Status, paths};
+use concord_core::{Concord, Status, SubjectKind, paths};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -159,13 +159,32 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
 
 fn print_status(concord: &Concord, s: &Status) {
     println!("{}", s.line);
+    for (kind, heading) in [
+        (SubjectKind::Collections, "all collections"),
+        (SubjectKind::Pair, "pairs"),
+        (SubjectKind::Feed, "feeds"),
+    ] {
+        let of_kind: Vec<_> = s.health.iter().filter(|h| h.kind == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        println!();
+        println!("  {heading}");
+        let width = of_kind
+            .iter()
+            .map(|h| h.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .min(40);
+        for h in of_kind {
+            println!("    {:<width$}  {}", h.name, h.said);
+        }
+    }
     println!();
     println!("  accounts   {}", s.accounts);
-    println!("  pairs      {}", s.pairs);
-    println!("  feeds      {}", s.feeds);
     println!("  conflicts  {}", s.conflicts);
     println!(
-        "  jobs       {} pending, {} running, {} failed",
+        "  jobs       {} pending, {} running, {} other failed",
         s.jobs.pending, s.jobs.running, s.jobs.failed
     );
     let workers = match concord.engine().live_workers() {

@@ -17,4 +17,6 @@ pub enum CoreError {
     Jobs(#[from] concord_durable::Error),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Feeds(#[from] crate::feeds::FeedError),
 }

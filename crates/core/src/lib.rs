@@ -19,7 +19,45 @@ use std::path::{Path, PathBuf};
 use concord_durable::{Database, Engine, EngineConfig};
 
 pub use error::CoreError;
-pub use status::{JobCounts, Status, StatusState};
+pub use status::{Health, HealthState, JobCounts, Status, StatusPage, StatusState, SubjectKind};
+
+/// At most this many runs waiting for a retry are woken by one "Sync now" per kind.
+const SYNC_NOW_WAKE_MAX: usize = 1000;
+
+/// What "Sync now" started, for the faces to say.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncNow {
+    /// The pairs, "all collections" mappings and "feeds" now syncing.
+    pub started: Vec<String>,
+    /// Syncing is paused: these run once because the person asked; it stays paused.
+    pub while_paused: bool,
+    /// No process runs the scheduler: the runs start with the tray app or `concord daemon`.
+    pub waiting_for_scheduler: bool,
+}
+
+/// Makes a run waiting for its retry (or a later start) due now.
+fn wake(engine: &Engine, id: concord_durable::RunId, now_ms: i64) -> Result<(), CoreError> {
+    let run = engine.run_info(id)?;
+    let waiting = matches!(
+        run.state,
+        concord_durable::RunState::Sleeping | concord_durable::RunState::Pending
+    ) && run.next_at_ms.is_some_and(|at| at > now_ms);
+    if waiting {
+        engine.retry(id)?;
+    }
+    Ok(())
+}
+
+/// A schedule's name as the person knows what it syncs: the pair's or mapping's name.
+fn subject_of(schedule: &str) -> String {
+    if schedule == feeds::workflow::SCHEDULE_NAME {
+        return "feeds".to_owned();
+    }
+    [sync::run::SYNC_WORKFLOW, sync::mapping::MAPPING_WORKFLOW]
+        .iter()
+        .find_map(|kind| schedule.strip_prefix(kind)?.strip_prefix(':'))
+        .map_or_else(|| schedule.to_owned(), str::to_owned)
+}
 
 /// The file name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "concord.db";
@@ -147,18 +185,36 @@ impl Concord {
         Ok(())
     }
 
-    /// "Sync now": fires every schedule that is not paused. Returns how many were fired; with
-    /// nothing configured that is zero.
-    pub fn request_sync_now(&self) -> Result<u64, CoreError> {
-        let mut fired = 0;
+    /// "Sync now", the person's explicit request: every pair, "all collections" mapping and
+    /// the feeds sync at once, also while syncing is paused (the schedules stay paused) and
+    /// also those waiting for a retry or for the person (a run that succeeds clears that).
+    pub fn sync_now(&self) -> Result<SyncNow, CoreError> {
+        let now = sync::state::now_ms();
+        let mut started = Vec::new();
         for info in self.engine.schedules()? {
-            if !info.paused {
-                self.engine.trigger_schedule(&info.schedule.name)?;
-                fired += 1;
+            let id = self.engine.trigger_schedule(&info.schedule.name)?;
+            wake(&self.engine, id, now)?;
+            started.push(subject_of(&info.schedule.name));
+        }
+        // Runs started by name (`concord sync`, a mapping's pairs) that wait for a retry.
+        for kind in [sync::run::SYNC_WORKFLOW, sync::mapping::MAPPING_WORKFLOW] {
+            let waiting = self.engine.runs(&concord_durable::RunFilter {
+                state: Some(concord_durable::RunState::Sleeping),
+                kind: Some(kind.to_owned()),
+                limit: SYNC_NOW_WAKE_MAX,
+            })?;
+            for run in waiting {
+                wake(&self.engine, run.id, now)?;
             }
         }
-        tracing::info!(fired, "sync requested");
-        Ok(fired)
+        let paused = self.paused()?;
+        let scheduler_running = !self.engine.live_workers()?.is_empty();
+        tracing::info!(started = started.len(), paused, "sync requested");
+        Ok(SyncNow {
+            started,
+            while_paused: paused,
+            waiting_for_scheduler: !scheduler_running,
+        })
     }
 
     /// What runs and what is configured, in the person's words (see [`status`]).

@@ -28,8 +28,40 @@ export interface Status {
   unread: number;
   jobs: JobCounts;
   workers: number;
-  /** RFC 3339, or null before the first completed sync. */
+  /** RFC 3339, or null before the first completed sync of a pair (feeds do not count). */
   last_sync_at: string | null;
+  /** The page that explains the line: conflicts, or activity for a failure. */
+  page: 'conflicts' | 'activity' | null;
+  /** Pairs and mappings stopped until the person acts. */
+  attention: number;
+  /** Each pair, "all collections" mapping and feed, and how it is doing. */
+  health: Health[];
+  /** When the status was read, in milliseconds since the Unix epoch. */
+  read_at_ms: number;
+}
+
+/** How one pair, mapping or feed is doing (crates/core status/health.rs). */
+export type HealthState =
+  'never_synced' | 'ok' | 'syncing' | 'paused' | 'retrying' | 'failing' | 'needs_you';
+
+export interface Health {
+  kind: 'pair' | 'collections' | 'feed';
+  name: string;
+  /** The "all collections" mapping a pair belongs to. */
+  part_of: string | null;
+  state: HealthState;
+  /** What went wrong, in plain words. */
+  cause: string | null;
+  what_to_do: string | null;
+  /** The last error as recorded. */
+  error: string | null;
+  failed_attempts: number;
+  failing_since_ms: number | null;
+  next_attempt_at_ms: number | null;
+  waits_for_scheduler: boolean;
+  synced_at_ms: number | null;
+  /** How it is doing in a few words: "synced 3 min ago". */
+  said: string;
 }
 
 export interface AppInfo {

@@ -32,6 +32,10 @@ export const IDLE: Status = {
   jobs: { pending: 0, running: 0, failed: 0 },
   workers: 0,
   last_sync_at: null,
+  page: null,
+  attention: 0,
+  health: [],
+  read_at_ms: 0,
 };
 
 export const INFO: AppInfo = {
