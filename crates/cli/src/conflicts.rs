@@ -11,7 +11,7 @@ use concord_core::sync::Side;
 use concord_core::sync::conflicts::{
     self, Choice, ConflictSummary, Details, Field, Keep, Preview, Resolution, Version,
 };
-use concord_core::sync::run::SystemKeyring;
+use concord_core::sync::storage::SystemKeyring;
 
 #[derive(Debug, Subcommand)]
 pub enum ConflictsCommand {

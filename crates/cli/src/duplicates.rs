@@ -8,7 +8,7 @@ use clap::Subcommand;
 use concord_core::Concord;
 use concord_core::sync::Side;
 use concord_core::sync::duplicates::{self, Contact, Duplicate};
-use concord_core::sync::run::SystemKeyring;
+use concord_core::sync::storage::SystemKeyring;
 
 use crate::conflicts::{parse_pick, print_fields, print_preview};
 use crate::print_json;

@@ -12,9 +12,10 @@ use concord_core::Concord;
 use concord_core::secrets::Secrets;
 use concord_core::sync::discovery::{self, DiscoveryOptions};
 use concord_core::sync::item::ItemKind;
-use concord_core::sync::run::{self, CredentialSource, SystemKeyring};
+use concord_core::sync::run;
 use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageConfig, StorageKind};
-use concord_core::sync::webcal::Webcal;
+use concord_core::sync::storage::webcal::Webcal;
+use concord_core::sync::storage::{CredentialSource, SystemKeyring};
 use concord_core::sync::{Report, SyncOptions, sync_durably, sync_pair};
 use concord_core::sync::{mapping, pairs};
 

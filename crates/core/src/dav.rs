@@ -1,6 +1,6 @@
 //! The one HTTP client of CalDAV and CardDAV (on libdav), its limits and its typed errors.
 //!
-//! The collection storage is `sync::caldav`; finding an account's services from what a person
+//! The collection storage is `sync::storage::caldav`; finding an account's services from what a person
 //! types (RFC 6764 well-known and SRV) is `sync::discovery`. All HTTP goes through one hyper
 //! client with rustls (ring, the system's trust store) and explicit limits.
 

@@ -66,7 +66,7 @@ impl Concord {
         };
         // Every process that runs the scheduler can run any pair's sync; passwords are read
         // from the Secret Service only when a run needs one.
-        let credentials = std::sync::Arc::new(sync::run::SystemKeyring);
+        let credentials = std::sync::Arc::new(sync::storage::SystemKeyring);
         let sync_pair = sync::run::workflow(concord.clone(), credentials.clone());
         concord.engine.register(sync_pair);
         let collections = sync::mapping::workflow(concord.clone(), credentials.clone());

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use concord_core::sync::conflicts::{
     self, Choice, ConflictDetail, ConflictSummary, Preview, Resolution,
 };
-use concord_core::sync::run::SystemKeyring;
 use concord_core::sync::state::Side;
+use concord_core::sync::storage::SystemKeyring;
 use tauri::{AppHandle, State, Wry};
 
 use crate::shell::Shell;

@@ -22,9 +22,9 @@ use super::item::{
     Component, IGNORED_PROPERTIES, Item, Property, decode, sha256_hex, unescape_text,
 };
 use super::merge::{Analysis, FieldLines, Merge, head_of, merge, params};
-use super::run::{CredentialSource, Outcome, PairSync, run_here};
+use super::run::{Outcome, PairSync, run_here};
 use super::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
-use super::storage::{Fetched, Storage, StorageError};
+use super::storage::{CredentialSource, Fetched, Storage, StorageError};
 use crate::Concord;
 
 /// Hex digits of the kept side's content hash appended to the UID of a "keep both" copy; the

@@ -21,9 +21,9 @@ use super::conflicts::{
 };
 use super::item::{Component, ItemKind, decode, sha256_hex};
 use super::merge::{Analysis, TEL_DIGITS_COMPARED};
-use super::run::{CredentialSource, Outcome, PairSync, run_here};
+use super::run::{Outcome, PairSync, run_here};
 use super::state::{self, Side, Synced, SyncedSide};
-use super::storage::StorageError;
+use super::storage::{CredentialSource, StorageError};
 use crate::Concord;
 
 /// The durable workflow kind of a merge.

@@ -18,9 +18,9 @@ use super::discovery::{
     ServiceFound,
 };
 use super::item::ItemKind;
-use super::run::{self, CredentialSource, SYNC_WORKFLOW};
+use super::run::{self, SYNC_WORKFLOW};
 use super::state::{self, Account, ConflictPolicy, Direction, StorageKind, now_ms};
-use super::storage::StorageError;
+use super::storage::{CredentialSource, StorageError};
 use crate::Concord;
 
 /// The durable workflow kind of a mapping's refresh (discover, pair new, start their syncs).

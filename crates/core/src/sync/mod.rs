@@ -27,9 +27,7 @@ macro_rules! via_sync_error {
     )*};
 }
 
-pub mod caldav;
 pub mod conflicts;
-mod delta;
 pub mod discovery;
 pub mod duplicates;
 pub mod item;
@@ -41,11 +39,10 @@ pub mod reconcile;
 pub mod run;
 pub mod state;
 pub mod storage;
-pub mod vdir;
-pub mod webcal;
 
-pub use run::{CredentialSource, PairSync, Report, SyncOptions, sync_durably, sync_pair};
+pub use run::{PairSync, Report, SyncOptions, sync_durably, sync_pair};
 pub use state::Side;
+pub use storage::CredentialSource;
 
 use crate::dav::DavError;
 use storage::StorageError;
