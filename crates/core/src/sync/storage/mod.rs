@@ -25,6 +25,9 @@ use webcal::Webcal;
 
 /// The longest file or resource name derived from a UID as is; longer UIDs are hashed.
 pub const NAME_FROM_UID_CHARS_MAX: usize = 128;
+/// The longest display name or colour accepted from a file or a server (`run::metadata`, and
+/// a webcal feed's NAME).
+pub const VALUE_CHARS_MAX: usize = 256;
 
 /// One item as listed: where it is and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

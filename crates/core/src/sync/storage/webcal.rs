@@ -285,7 +285,7 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, About) {
             let value: String = unescape_text(p.value())
                 .trim()
                 .chars()
-                .take(crate::sync::metadata::VALUE_CHARS_MAX)
+                .take(super::VALUE_CHARS_MAX)
                 .collect();
             if said[slot].is_none() && !value.is_empty() {
                 said[slot] = Some(value);
@@ -494,7 +494,7 @@ mod tests {
         let (_, about) = split(&text);
         assert_eq!(
             about.name.map(|n| n.chars().count()),
-            Some(crate::sync::metadata::VALUE_CHARS_MAX)
+            Some(crate::sync::storage::VALUE_CHARS_MAX)
         );
     }
 

@@ -3,6 +3,12 @@
 //! plan with conditional writes. As a durable workflow the two observations and the apply are
 //! checkpointed steps; every phase is also safe to repeat, because a write that already
 //! happened is found equal on the next look and only recorded.
+//!
+//! Here: the run itself; [`reconcile`], the three-way plan; [`metadata`], display name and
+//! colour, which ride along.
+
+pub mod metadata;
+pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,11 +19,11 @@ use serde::{Deserialize, Serialize};
 
 use super::SyncError;
 use super::item::Item;
-use super::reconcile::{Action, Current, Inputs, Plan, PlanCounts, plan};
 use super::state::{self, Account, Pair, Seen, Side, StorageConfig, Synced, SyncedSide};
 use super::storage::vdir::StagedBatch;
 use super::storage::{CredentialSource, ItemWrite, Listed, Storage, StorageError, open_storage};
 use crate::Concord;
+use reconcile::{Action, Current, Inputs, Plan, PlanCounts, plan};
 
 /// A run stops and asks when it would delete more than this share of a side's items...
 pub const DELETE_SHARE_MAX_PERCENT: usize = 50;
@@ -1055,7 +1061,7 @@ impl PairSync {
             tx.commit()?;
         }
         // Display name and colour ride along (at most hourly); they never fail the sync.
-        if let Err(err) = super::metadata::sync_metadata(self, false).await {
+        if let Err(err) = metadata::sync_metadata(self, false).await {
             tracing::warn!(pair = %self.pair.name, %err, "display name and colour not synced");
         }
         Ok(self.report(&prepared, false, deferred))
