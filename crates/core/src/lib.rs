@@ -69,7 +69,7 @@ impl Concord {
         let credentials = std::sync::Arc::new(sync::storage::SystemKeyring);
         let sync_pair = sync::run::workflow(concord.clone(), credentials.clone());
         concord.engine.register(sync_pair);
-        let collections = sync::mapping::workflow(concord.clone(), credentials.clone());
+        let collections = sync::accounts::mapping::workflow(concord.clone(), credentials.clone());
         concord.engine.register(collections);
         let resolve = sync::conflicts::workflow(concord.clone(), credentials.clone());
         concord.engine.register(resolve);

@@ -27,13 +27,11 @@ macro_rules! via_sync_error {
     )*};
 }
 
+pub mod accounts;
 pub mod conflicts;
-pub mod discovery;
 pub mod duplicates;
 pub mod item;
-pub mod mapping;
 pub mod merge;
-pub mod pairs;
 pub mod run;
 pub mod state;
 pub mod storage;
