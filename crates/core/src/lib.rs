@@ -71,9 +71,9 @@ impl Concord {
         concord.engine.register(sync_pair);
         let collections = sync::accounts::mapping::workflow(concord.clone(), credentials.clone());
         concord.engine.register(collections);
-        let resolve = sync::conflicts::workflow(concord.clone(), credentials.clone());
+        let resolve = sync::resolve::conflicts::workflow(concord.clone(), credentials.clone());
         concord.engine.register(resolve);
-        let merge = sync::duplicates::workflow(concord.clone(), credentials);
+        let merge = sync::resolve::duplicates::workflow(concord.clone(), credentials);
         concord.engine.register(merge);
         Ok(concord)
     }

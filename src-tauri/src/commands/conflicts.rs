@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use concord_core::sync::conflicts::{
+use concord_core::sync::resolve::conflicts::{
     self, Choice, ConflictDetail, ConflictSummary, Preview, Resolution,
 };
 use concord_core::sync::state::Side;

@@ -28,10 +28,9 @@ macro_rules! via_sync_error {
 }
 
 pub mod accounts;
-pub mod conflicts;
-pub mod duplicates;
 pub mod item;
 pub mod merge;
+pub mod resolve;
 pub mod run;
 pub mod state;
 pub mod storage;
