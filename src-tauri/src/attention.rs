@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
-use concord_core::sync::conflicts::{self, ConflictSummary};
+use concord_core::sync::resolve::conflicts::{self, ConflictSummary};
 use concord_core::{Concord, Health};
 use notify_rust::NotificationResponse;
 use tauri::{AppHandle, Emitter, Wry};
@@ -185,7 +185,7 @@ fn conflict_notice(fresh: &[&ConflictSummary]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use concord_core::sync::conflicts::Details;
+    use concord_core::sync::resolve::conflicts::Details;
 
     fn conflict(id: i64, title: &str) -> ConflictSummary {
         ConflictSummary {

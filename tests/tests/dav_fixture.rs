@@ -3,7 +3,7 @@
 //! Needs the venv with the servers (`make test` makes it), not the desktop session.
 
 use concord_core::dav::{Credentials, DavError};
-use concord_core::sync::discovery::{
+use concord_core::sync::accounts::discovery::{
     CollectionKind, DiscoveryError, DiscoveryOptions, Service, discover, list_collections,
 };
 use concord_e2e::servers::{DavServer, ServerKind};

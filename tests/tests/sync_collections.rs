@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use concord_core::Concord;
 use concord_core::dav::Credentials;
+use concord_core::sync::accounts::mapping;
 use concord_core::sync::item::ItemKind;
-use concord_core::sync::mapping;
-use concord_core::sync::metadata;
+use concord_core::sync::run::metadata;
 use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageKind};
 use concord_core::sync::{PairSync, SyncOptions, sync_pair};
 use concord_e2e::both_servers;

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use concord_core::sync::Side;
-use concord_core::sync::conflicts::{self, Choice, Keep, Resolution};
 use concord_core::sync::item::ItemKind;
+use concord_core::sync::resolve::conflicts::{self, Choice, Keep, Resolution};
 use concord_core::sync::state::{self, ConflictPolicy, Direction};
 use concord_e2e::both_servers;
 use concord_e2e::servers::ServerKind;

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use concord_core::Concord;
 use concord_core::dav::Credentials;
-use concord_core::sync::discovery::{
+use concord_core::sync::accounts::discovery::{
     self, AccountDiscovery, CollectionKind, ConnectionCheck, DiscoveryOptions, FoundVia, Service,
 };
-use concord_core::sync::mapping;
+use concord_core::sync::accounts::mapping;
 use concord_core::sync::state::{self, StorageKind};
 use concord_e2e::both_servers;
 use concord_e2e::dns::{DnsRecord, DnsServer};

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use concord_core::sync::duplicates::{self, DuplicateError};
 use concord_core::sync::item::ItemKind;
+use concord_core::sync::resolve::duplicates::{self, DuplicateError};
 use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageKind};
 use concord_core::sync::{Side, SyncOptions, sync_pair};
 use concord_e2e::both_servers;

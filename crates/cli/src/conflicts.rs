@@ -1,5 +1,6 @@
 //! `concord conflicts list|show|resolve`: the conflict inbox from the command line. Thin:
-//! everything is `concord_core::sync::conflicts`; this file parses and prints (text or `--json`).
+//! everything is `concord_core::sync::resolve::conflicts`; this file parses and prints (text
+//! or `--json`).
 
 use crate::print_json;
 use std::collections::BTreeMap;
@@ -8,10 +9,10 @@ use std::sync::Arc;
 use clap::{Subcommand, ValueEnum};
 use concord_core::Concord;
 use concord_core::sync::Side;
-use concord_core::sync::conflicts::{
+use concord_core::sync::resolve::conflicts::{
     self, Choice, ConflictSummary, Details, Field, Keep, Preview, Resolution, Version,
 };
-use concord_core::sync::run::SystemKeyring;
+use concord_core::sync::storage::SystemKeyring;
 
 #[derive(Debug, Subcommand)]
 pub enum ConflictsCommand {

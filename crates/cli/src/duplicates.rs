@@ -1,5 +1,5 @@
 //! `concord duplicates list|show|merge`: likely duplicate contacts from the command line.
-//! Thin: everything is `concord_core::sync::duplicates`; this file parses and prints.
+//! Thin: everything is `concord_core::sync::resolve::duplicates`; this file parses and prints.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +7,8 @@ use std::sync::Arc;
 use clap::Subcommand;
 use concord_core::Concord;
 use concord_core::sync::Side;
-use concord_core::sync::duplicates::{self, Contact, Duplicate};
-use concord_core::sync::run::SystemKeyring;
+use concord_core::sync::resolve::duplicates::{self, Contact, Duplicate};
+use concord_core::sync::storage::SystemKeyring;
 
 use crate::conflicts::{parse_pick, print_fields, print_preview};
 use crate::print_json;

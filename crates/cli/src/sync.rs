@@ -10,13 +10,14 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use concord_core::Concord;
 use concord_core::secrets::Secrets;
-use concord_core::sync::discovery::{self, DiscoveryOptions};
+use concord_core::sync::accounts::discovery::{self, DiscoveryOptions};
+use concord_core::sync::accounts::{mapping, pairs};
 use concord_core::sync::item::ItemKind;
-use concord_core::sync::run::{self, CredentialSource, SystemKeyring};
+use concord_core::sync::run;
 use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageConfig, StorageKind};
-use concord_core::sync::webcal::Webcal;
+use concord_core::sync::storage::webcal::Webcal;
+use concord_core::sync::storage::{CredentialSource, SystemKeyring};
 use concord_core::sync::{Report, SyncOptions, sync_durably, sync_pair};
-use concord_core::sync::{mapping, pairs};
 
 /// How often a new pair syncs in the background unless told otherwise.
 const SYNC_INTERVAL_DEFAULT_MIN: u64 = 15;

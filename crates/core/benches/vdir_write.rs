@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use concord_core::sync::item::ItemKind;
+use concord_core::sync::storage::vdir::Vdir;
 use concord_core::sync::storage::{ItemWrite, Listed};
-use concord_core::sync::vdir::Vdir;
 
 const EVENTS: usize = 5_000;
 const UPDATE_BATCHES: [usize; 3] = [5, 50, 500];

@@ -1,8 +1,8 @@
 //! The one HTTP client of CalDAV and CardDAV (on libdav), its limits and its typed errors.
 //!
-//! The collection storage is `sync::caldav`; finding an account's services from what a person
-//! types (RFC 6764 well-known and SRV) is `sync::discovery`. All HTTP goes through one hyper
-//! client with rustls (ring, the system's trust store) and explicit limits.
+//! The collection storage is `sync::storage::caldav`; finding an account's services from what
+//! a person types (RFC 6764 well-known and SRV) is `sync::accounts::discovery`. All HTTP goes
+//! through one hyper client with rustls (ring, the system's trust store) and explicit limits.
 
 use std::fmt;
 use std::future::Future;
@@ -369,7 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_is_not_there_is_a_request_error_naming_the_url() {
-        use crate::sync::discovery::{DiscoveryOptions, Service, list_collections};
+        use crate::sync::accounts::discovery::{DiscoveryOptions, Service, list_collections};
         // Port 1 on loopback: nothing listens there, so the connection is refused at once.
         let credentials = Credentials::new("a", "b");
         let options = DiscoveryOptions::default();

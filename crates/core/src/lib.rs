@@ -53,10 +53,13 @@ fn subject_of(schedule: &str) -> String {
     if schedule == feeds::workflow::SCHEDULE_NAME {
         return "feeds".to_owned();
     }
-    [sync::run::SYNC_WORKFLOW, sync::mapping::MAPPING_WORKFLOW]
-        .iter()
-        .find_map(|kind| schedule.strip_prefix(kind)?.strip_prefix(':'))
-        .map_or_else(|| schedule.to_owned(), str::to_owned)
+    [
+        sync::run::SYNC_WORKFLOW,
+        sync::accounts::mapping::MAPPING_WORKFLOW,
+    ]
+    .iter()
+    .find_map(|kind| schedule.strip_prefix(kind)?.strip_prefix(':'))
+    .map_or_else(|| schedule.to_owned(), str::to_owned)
 }
 
 /// The file name of the database inside the data directory.
@@ -104,14 +107,14 @@ impl Concord {
         };
         // Every process that runs the scheduler can run any pair's sync; passwords are read
         // from the Secret Service only when a run needs one.
-        let credentials = std::sync::Arc::new(sync::run::SystemKeyring);
+        let credentials = std::sync::Arc::new(sync::storage::SystemKeyring);
         let sync_pair = sync::run::workflow(concord.clone(), credentials.clone());
         concord.engine.register(sync_pair);
-        let collections = sync::mapping::workflow(concord.clone(), credentials.clone());
+        let collections = sync::accounts::mapping::workflow(concord.clone(), credentials.clone());
         concord.engine.register(collections);
-        let resolve = sync::conflicts::workflow(concord.clone(), credentials.clone());
+        let resolve = sync::resolve::conflicts::workflow(concord.clone(), credentials.clone());
         concord.engine.register(resolve);
-        let merge = sync::duplicates::workflow(concord.clone(), credentials);
+        let merge = sync::resolve::duplicates::workflow(concord.clone(), credentials);
         concord.engine.register(merge);
         Ok(concord)
     }
@@ -197,7 +200,10 @@ impl Concord {
             started.push(subject_of(&info.schedule.name));
         }
         // Runs started by name (`concord sync`, a mapping's pairs) that wait for a retry.
-        for kind in [sync::run::SYNC_WORKFLOW, sync::mapping::MAPPING_WORKFLOW] {
+        for kind in [
+            sync::run::SYNC_WORKFLOW,
+            sync::accounts::mapping::MAPPING_WORKFLOW,
+        ] {
             let waiting = self.engine.runs(&concord_durable::RunFilter {
                 state: Some(concord_durable::RunState::Sleeping),
                 kind: Some(kind.to_owned()),

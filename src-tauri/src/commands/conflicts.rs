@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use concord_core::sync::conflicts::{
+use concord_core::sync::resolve::conflicts::{
     self, Choice, ConflictDetail, ConflictSummary, Preview, Resolution,
 };
-use concord_core::sync::run::SystemKeyring;
 use concord_core::sync::state::Side;
+use concord_core::sync::storage::SystemKeyring;
 use tauri::{AppHandle, State, Wry};
 
 use crate::shell::Shell;

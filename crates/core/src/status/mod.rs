@@ -10,7 +10,8 @@ use concord_durable::{Engine, RunFilter, RunInfo, RunState};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::sync::{mapping, run as pair_run, state as sync_state};
+use crate::sync::accounts::mapping;
+use crate::sync::{run as pair_run, state as sync_state};
 use crate::{CoreError, schema};
 
 pub use health::{

@@ -1,11 +1,26 @@
 //! Calendar and contact sync: pairs of storages (CalDAV, CardDAV, webcal, vdir) kept equal
 //! by a three-way reconcile against the last synced state.
 //!
-//! Map: [`item`] reads items (UID, normalized hash, summary) without rewriting them;
-//! [`storage`] is the common protocol of [`vdir`], [`caldav`] (CalDAV and CardDAV) and
-//! [`webcal`]; [`state`] is what is remembered (accounts, pairs, per-item state with base
-//! content, history, quarantine, conflicts); [`reconcile`] plans, using [`merge`] for
-//! disjoint edits; [`run`] observes, guards, applies, and is the durable workflow.
+//! Map, one folder (or file) per concern:
+//!
+//! - [`item`]: items read without rewriting them (raw bytes, UID, normalized hash, summary).
+//! - [`state`]: what is remembered, in SQL (accounts, storages, pairs, per-item state with
+//!   base content, history, quarantine, conflicts).
+//! - [`merge`]: the field-by-field three-way merge of two versions of one item.
+//! - [`storage`]: what every storage speaks ([`storage::Storage`], its errors, where
+//!   passwords come from, opening one) and each storage: `caldav` (CalDAV and CardDAV, with
+//!   `delta`), `vdir`, `webcal`.
+//! - [`run`]: one sync of one pair as a durable workflow: observe, plan (`run::reconcile`,
+//!   using [`merge`] for disjoint edits), guard, apply; `run::metadata` (display name and
+//!   colour) rides along.
+//! - [`accounts`]: `discovery` of an account's collections, "all collections" `mapping`s,
+//!   and the rules of making and removing `pairs`.
+//! - [`resolve`]: what the person decides: the `conflicts` inbox and `duplicates` contacts.
+//!
+//! Imports run one way, each part using only those before it:
+//! `item` <- `state` <- `merge`, `storage` <- `run` <- `accounts`, `resolve`
+//! (`merge` and `storage` do not use each other; `accounts` and `resolve` neither).
+//! Every part may use [`SyncError`] from here, which wraps [`storage::StorageError`].
 //!
 //! Invariants: an item's bytes travel as the source gave them (only merges write new text);
 //! every write is conditional; every overwritten or deleted version is in `item_history`
@@ -27,25 +42,17 @@ macro_rules! via_sync_error {
     )*};
 }
 
-pub mod caldav;
-pub mod conflicts;
-mod delta;
-pub mod discovery;
-pub mod duplicates;
+pub mod accounts;
 pub mod item;
-pub mod mapping;
 pub mod merge;
-pub mod metadata;
-pub mod pairs;
-pub mod reconcile;
+pub mod resolve;
 pub mod run;
 pub mod state;
 pub mod storage;
-pub mod vdir;
-pub mod webcal;
 
-pub use run::{CredentialSource, PairSync, Report, SyncOptions, sync_durably, sync_pair};
+pub use run::{PairSync, Report, SyncOptions, sync_durably, sync_pair};
 pub use state::Side;
+pub use storage::CredentialSource;
 
 use crate::dav::DavError;
 use storage::StorageError;

@@ -15,10 +15,10 @@ use http::{Method, Request, StatusCode};
 use libdav::dav::WebDavClient;
 use serde::{Deserialize, Serialize};
 
-use super::item::{Component, Property, decode, sha256_hex, unescape_text};
-use super::state::now_ms;
-use super::storage::{Fetched, Listed, Listing, StorageError};
+use super::{Fetched, Listed, Listing, StorageError};
 use crate::dav::{Credentials, DavError, HttpClient, webdav_client};
+use crate::sync::item::{Component, Property, decode, sha256_hex, unescape_text};
+use crate::sync::state::now_ms;
 
 /// The largest calendar body accepted, in bytes.
 pub const BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -285,7 +285,7 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, About) {
             let value: String = unescape_text(p.value())
                 .trim()
                 .chars()
-                .take(super::metadata::VALUE_CHARS_MAX)
+                .take(super::VALUE_CHARS_MAX)
                 .collect();
             if said[slot].is_none() && !value.is_empty() {
                 said[slot] = Some(value);
@@ -325,7 +325,7 @@ pub fn split(text: &str) -> (BTreeMap<String, Vec<u8>>, About) {
             children.append(&mut shell.children);
             shell.children = children;
             (
-                super::storage::name_for_uid(&uid, super::item::ItemKind::Calendar),
+                super::name_for_uid(&uid, crate::sync::item::ItemKind::Calendar),
                 shell.serialize().into_bytes(),
             )
         })
@@ -369,16 +369,16 @@ fn salvage(text: &str) -> (Component, BTreeMap<String, Vec<u8>>) {
                     .find_map(|l| l.strip_prefix("UID:"))
                     .map_or_else(|| sha256_hex(text.as_bytes()), |u| u.trim().to_owned());
                 let raw = format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{text}END:VCALENDAR\r\n");
-                let href = super::storage::name_for_uid(
+                let href = super::name_for_uid(
                     &format!("unreadable-{uid}"),
-                    super::item::ItemKind::Calendar,
+                    crate::sync::item::ItemKind::Calendar,
                 );
                 broken.insert(href, raw.into_bytes());
             }
         }
         block.clear();
     };
-    for line in super::item::unfold(text) {
+    for line in crate::sync::item::unfold(text) {
         let upper = line.to_ascii_uppercase();
         let begins = upper.strip_prefix("BEGIN:").map(str::trim);
         let ends = upper.strip_prefix("END:").map(str::trim);
@@ -494,7 +494,7 @@ mod tests {
         let (_, about) = split(&text);
         assert_eq!(
             about.name.map(|n| n.chars().count()),
-            Some(crate::sync::metadata::VALUE_CHARS_MAX)
+            Some(crate::sync::storage::VALUE_CHARS_MAX)
         );
     }
 

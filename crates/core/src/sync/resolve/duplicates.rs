@@ -14,17 +14,17 @@ use concord_durable::{Ctx, StepError, Workflow};
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::SyncError;
 use super::conflicts::{
     Details, Field, KeptVersion, Preview, built_hash, details, field_picks, fields_of, keep_once,
     parsed_hash, put_synced_and_seen,
 };
-use super::item::{Component, ItemKind, decode, sha256_hex};
-use super::merge::{Analysis, TEL_DIGITS_COMPARED};
-use super::run::{CredentialSource, Outcome, PairSync, run_here};
-use super::state::{self, Side, Synced, SyncedSide};
-use super::storage::StorageError;
 use crate::Concord;
+use crate::sync::SyncError;
+use crate::sync::item::{Component, ItemKind, decode, sha256_hex};
+use crate::sync::merge::{Analysis, TEL_DIGITS_COMPARED};
+use crate::sync::run::{Outcome, PairSync, run_here};
+use crate::sync::state::{self, Side, Synced, SyncedSide};
+use crate::sync::storage::{CredentialSource, StorageError};
 
 /// The durable workflow kind of a merge.
 pub const MERGE_WORKFLOW: &str = "merge-duplicates";
@@ -371,7 +371,7 @@ pub async fn merge(
             reason: "a side was neither written nor found holding the merged contact".to_owned(),
         });
     };
-    let summary = super::item::Item::parse(content.clone())
+    let summary = crate::sync::item::Item::parse(content.clone())
         .map_or_else(|_| a.synced.summary.clone(), |item| item.summary);
     let mut conn = conn;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -403,7 +403,7 @@ async fn fetch(
     sync: &PairSync,
     side: Side,
     href: &str,
-) -> Result<Option<super::storage::Fetched>, DuplicateError> {
+) -> Result<Option<crate::sync::storage::Fetched>, DuplicateError> {
     Ok(sync
         .storage(side)
         .fetch(&[href.to_owned()])

@@ -13,7 +13,7 @@ use libdav::requests::{DavRequest, ParseResponseError, xml_content_type_header};
 use libdav::xmlutils::{XmlNode, normalise_newlines, parse_statusline, validate_xml_response};
 use roxmltree::Node;
 
-use super::item::ItemKind;
+use crate::sync::item::ItemKind;
 
 /// A sync-collection REPORT (sync-level 1) from `token`, asking each changed item's etag and
 /// data.

@@ -1,6 +1,6 @@
 //! A CalDAV calendar or CardDAV address book as a storage, on libdav. Change detection is
 //! cheapest first: RFC 6578 sync-collection with the stored token, asking the changed items'
-//! data too (`sync::delta`; a server refusing that is asked for etags only); a token the server no
+//! data too (`delta`; a server refusing that is asked for etags only); a token the server no
 //! longer accepts falls back to a full listing (nothing is deleted for it: the reconciler
 //! compares the full listing with what it knows). Servers without sync-collection get a CTag
 //! check, then an etag listing. A first sync reads the token (a depth-0 PROPFIND), then the
@@ -19,9 +19,9 @@ use libdav::dav::{
 };
 
 use super::delta::{DeltaAnswer, SyncCollectionWithData};
-use super::item::ItemKind;
-use super::storage::{Fetched, Listed, Listing, StorageError, name_for_uid};
+use super::{Fetched, Listed, Listing, StorageError, name_for_uid};
 use crate::dav::{Credentials, DavError, HttpClient, bounded, webdav_client};
+use crate::sync::item::ItemKind;
 
 /// Items per multiget REPORT (DAVx5 uses 10 to 100).
 pub const MULTIGET_BATCH_MAX: usize = 50;
@@ -448,7 +448,7 @@ impl DavCollection {
 
     pub async fn create(&self, uid: &str, raw: &[u8]) -> Result<Listed, StorageError> {
         let href = format!("{}{}", self.href, name_for_uid(uid, self.kind));
-        let data = super::item::decode(raw);
+        let data = crate::sync::item::decode(raw);
         let put = bounded(
             &self.client,
             "creating an item",
@@ -466,7 +466,7 @@ impl DavCollection {
     }
 
     pub async fn update(&self, href: &str, etag: &str, raw: &[u8]) -> Result<String, StorageError> {
-        let data = super::item::decode(raw);
+        let data = crate::sync::item::decode(raw);
         let put = bounded(
             &self.client,
             "updating an item",

@@ -3,6 +3,12 @@
 //! plan with conditional writes. As a durable workflow the two observations and the apply are
 //! checkpointed steps; every phase is also safe to repeat, because a write that already
 //! happened is found equal on the next look and only recorded.
+//!
+//! Here: the run itself; [`reconcile`], the three-way plan; [`metadata`], display name and
+//! colour, which ride along.
+
+pub mod metadata;
+pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,18 +18,12 @@ use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::SyncError;
-use super::caldav::DavCollection;
-use super::item::{Item, ItemKind};
-use super::reconcile::{Action, Current, Inputs, Plan, PlanCounts, plan};
-use super::state::{
-    self, Account, Pair, Seen, Side, StorageConfig, StorageKind, Synced, SyncedSide,
-};
-use super::storage::{ItemWrite, Listed, Storage, StorageError};
-use super::vdir::{StagedBatch, Vdir};
-use super::webcal::Webcal;
+use super::item::Item;
+use super::state::{self, Account, Pair, Seen, Side, StorageConfig, Synced, SyncedSide};
+use super::storage::vdir::StagedBatch;
+use super::storage::{CredentialSource, ItemWrite, Listed, Storage, StorageError, open_storage};
 use crate::Concord;
-use crate::dav::Credentials;
-use crate::secrets::Secrets;
+use reconcile::{Action, Current, Inputs, Plan, PlanCounts, plan};
 
 /// A run stops and asks when it would delete more than this share of a side's items...
 pub const DELETE_SHARE_MAX_PERCENT: usize = 50;
@@ -38,57 +38,6 @@ const REQUEST_POLLS_FIRST: usize = 3;
 
 /// The durable workflow kind of a pair's sync.
 pub const SYNC_WORKFLOW: &str = "sync-pair";
-
-/// Where passwords come from: the keyring for people, fixed credentials in tests.
-pub trait CredentialSource: Send + Sync {
-    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError>;
-}
-
-impl CredentialSource for Credentials {
-    fn credentials(&self, _account: &Account) -> Result<Credentials, SyncError> {
-        Ok(self.clone())
-    }
-}
-
-impl CredentialSource for Secrets {
-    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
-        let password = self
-            .password(&account.name)
-            .map_err(|err| SyncError::Secret(err.to_string()))?
-            .unwrap_or_default();
-        Ok(Credentials::new(
-            account.username.clone().unwrap_or_default(),
-            password,
-        ))
-    }
-}
-
-/// The system keyring (Secret Service), opened when a password is first needed, so a pair of
-/// folders syncs without a session bus. An account without a username (a server that asks
-/// no one to sign in) needs no password, so it too syncs where no Secret Service runs, as
-/// under a headless `concord daemon`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemKeyring;
-
-impl CredentialSource for SystemKeyring {
-    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
-        if account.username.as_deref().is_none_or(str::is_empty) {
-            return Ok(Credentials::new("", ""));
-        }
-        let read = || {
-            let secrets = Secrets::system().map_err(|err| SyncError::Secret(err.to_string()))?;
-            secrets.credentials(account)
-        };
-        // The Secret Service is a blocking D-Bus call: on a multi-threaded runtime's worker it
-        // is made through `block_in_place`, so other runs on that worker keep going.
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(read)
-            }
-            _ => read(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncOptions {
@@ -426,35 +375,6 @@ pub(crate) async fn run_here(
             _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
         }
     }
-}
-
-/// Opens the storage a configuration names.
-pub fn open_storage(
-    config: &StorageConfig,
-    account: Option<&Account>,
-    credentials: &dyn CredentialSource,
-) -> Result<Storage, SyncError> {
-    let creds = match account {
-        Some(account) => credentials.credentials(account)?,
-        None => Credentials::new("", ""),
-    };
-    Ok(match config.kind {
-        StorageKind::Vdir => Storage::Vdir(Vdir::open(
-            std::path::Path::new(&config.location),
-            config.item_kind,
-        )?),
-        StorageKind::Caldav => Storage::Dav(DavCollection::new(
-            &config.location,
-            &creds,
-            ItemKind::Calendar,
-        )?),
-        StorageKind::Carddav => Storage::Dav(DavCollection::new(
-            &config.location,
-            &creds,
-            ItemKind::Contact,
-        )?),
-        StorageKind::Webcal => Storage::Webcal(Webcal::new(&config.location, &creds)?),
-    })
 }
 
 impl PairSync {
@@ -1141,7 +1061,7 @@ impl PairSync {
             tx.commit()?;
         }
         // Display name and colour ride along (at most hourly); they never fail the sync.
-        if let Err(err) = super::metadata::sync_metadata(self, false).await {
+        if let Err(err) = metadata::sync_metadata(self, false).await {
             tracing::warn!(pair = %self.pair.name, %err, "display name and colour not synced");
         }
         Ok(self.report(&prepared, false, deferred))

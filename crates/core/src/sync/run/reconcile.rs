@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::item::{Component, decode};
-use super::merge::{Merge, merge};
-use super::state::{Conflict, ConflictPolicy, ConflictSide, Direction, Side, Synced, SyncedSide};
+use crate::sync::item::{Component, decode};
+use crate::sync::merge::{Merge, merge};
+use crate::sync::state::{
+    Conflict, ConflictPolicy, ConflictSide, Direction, Side, Synced, SyncedSide,
+};
 
 /// An item as a side holds it now. `raw` is present whenever the item differs from the last
 /// synced state (the caller fetches those).
@@ -252,7 +254,7 @@ pub struct Inputs<'a> {
     pub a: &'a BTreeMap<String, Current>,
     pub b: &'a BTreeMap<String, Current>,
     /// Open conflicts by UID, with the side hashes they were recorded at.
-    pub open_conflicts: &'a BTreeMap<String, super::state::RecordedHashes>,
+    pub open_conflicts: &'a BTreeMap<String, crate::sync::state::RecordedHashes>,
     pub direction: Direction,
     pub policy: ConflictPolicy,
 }
@@ -467,8 +469,8 @@ fn plan_item(inputs: &Inputs<'_>, uid: &str) -> Option<Action> {
                         let (w, rule) = winner(false)?;
                         return overrule(w, rule);
                     }
-                    let text = |c: &Current| super::item::decode(&c.content());
-                    match merge(&super::item::decode(&s.base), &text(x), &text(y)) {
+                    let text = |c: &Current| crate::sync::item::decode(&c.content());
+                    match merge(&crate::sync::item::decode(&s.base), &text(x), &text(y)) {
                         Merge::Merged(merged) => Some(Action::Merge {
                             uid: uid.to_owned(),
                             summary: summary.clone(),
@@ -565,7 +567,7 @@ mod tests {
     }
 
     fn cur(raw: &[u8], etag: &str) -> Current {
-        let item = super::super::item::Item::parse(raw.to_vec()).unwrap();
+        let item = crate::sync::item::Item::parse(raw.to_vec()).unwrap();
         Current {
             href: "u.ics".into(),
             etag: etag.into(),

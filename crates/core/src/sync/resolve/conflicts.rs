@@ -17,15 +17,15 @@ use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use concord_durable::{Ctx, StepError, Workflow};
 use serde::{Deserialize, Serialize};
 
-use super::SyncError;
-use super::item::{
+use crate::Concord;
+use crate::sync::SyncError;
+use crate::sync::item::{
     Component, IGNORED_PROPERTIES, Item, Property, decode, sha256_hex, unescape_text,
 };
-use super::merge::{Analysis, FieldLines, Merge, head_of, merge, params};
-use super::run::{CredentialSource, Outcome, PairSync, run_here};
-use super::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
-use super::storage::{Fetched, Storage, StorageError};
-use crate::Concord;
+use crate::sync::merge::{Analysis, FieldLines, Merge, head_of, merge, params};
+use crate::sync::run::{Outcome, PairSync, run_here};
+use crate::sync::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
+use crate::sync::storage::{CredentialSource, Fetched, Storage, StorageError};
 
 /// Hex digits of the kept side's content hash appended to the UID of a "keep both" copy; the
 /// copy's UID is derived, not random, so a repeated resolution finds the copy it made.
@@ -1339,14 +1339,14 @@ async fn create_or_find(
     uid: &str,
     content: &[u8],
     hash: &str,
-) -> Result<super::storage::Listed, ConflictError> {
+) -> Result<crate::sync::storage::Listed, ConflictError> {
     match storage.create(uid, content).await {
         Ok(listed) => Ok(listed),
         Err(err) if err.is_changed() => {
             let href = storage.href_for(uid);
             let found = storage.fetch(std::slice::from_ref(&href)).await?;
             match found.into_iter().next() {
-                Some(f) if parsed_hash(&f.raw) == hash => Ok(super::storage::Listed {
+                Some(f) if parsed_hash(&f.raw) == hash => Ok(crate::sync::storage::Listed {
                     href: f.href,
                     etag: f.etag,
                 }),

@@ -12,16 +12,16 @@ use concord_durable::{Ctx, Engine, StepError, Workflow};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use super::SyncError;
 use super::discovery::{
     self, AccountDiscovery, Collection, CollectionKind, DiscoveryError, DiscoveryOptions,
     ServiceFound,
 };
-use super::item::ItemKind;
-use super::run::{self, CredentialSource, SYNC_WORKFLOW};
-use super::state::{self, Account, ConflictPolicy, Direction, StorageKind, now_ms};
-use super::storage::StorageError;
 use crate::Concord;
+use crate::sync::SyncError;
+use crate::sync::item::ItemKind;
+use crate::sync::run::{self, SYNC_WORKFLOW};
+use crate::sync::state::{self, Account, ConflictPolicy, Direction, StorageKind, now_ms};
+use crate::sync::storage::{CredentialSource, StorageError};
 
 /// The durable workflow kind of a mapping's refresh (discover, pair new, start their syncs).
 pub const MAPPING_WORKFLOW: &str = "sync-collections";
@@ -385,7 +385,7 @@ pub fn folder_name(collection: &Collection) -> String {
         .collect();
     let name = name.trim_start_matches('.').to_owned();
     if name.is_empty() {
-        super::item::sha256_hex(collection.url.as_bytes())
+        crate::sync::item::sha256_hex(collection.url.as_bytes())
             .chars()
             .take(16)
             .collect()

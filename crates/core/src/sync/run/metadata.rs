@@ -14,12 +14,12 @@ use libdav::dav::{GetProperties, SetProperty};
 use libdav::names;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::SyncError;
-use super::item::ItemKind;
-use super::run::PairSync;
-use super::state::{ConflictPolicy, Direction, Pair, Side, now_ms};
-use super::storage::{Storage, StorageError};
+use super::PairSync;
 use crate::dav::bounded;
+use crate::sync::SyncError;
+use crate::sync::item::ItemKind;
+use crate::sync::state::{ConflictPolicy, Direction, Pair, Side, now_ms};
+use crate::sync::storage::{Storage, StorageError, VALUE_CHARS_MAX};
 
 /// A pair's metadata is compared at most this often by scheduled syncs (each look costs a
 /// request per DAV side); `force` looks now.
@@ -27,8 +27,6 @@ pub const CHECK_INTERVAL_MS: i64 = 60 * 60 * 1000;
 /// The vdir files (vdirsyncer's names).
 pub const DISPLAY_NAME_FILE: &str = "displayname";
 pub const COLOR_FILE: &str = "color";
-/// The longest value accepted from a file or a server.
-pub const VALUE_CHARS_MAX: usize = 256;
 
 /// The two fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
-use super::item::ItemKind;
-use super::storage::{Fetched, ItemWrite, Listed, Listing, StorageError, name_for_uid};
+use super::{Fetched, ItemWrite, Listed, Listing, StorageError, name_for_uid};
+use crate::sync::item::ItemKind;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 

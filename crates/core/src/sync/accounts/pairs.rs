@@ -4,12 +4,12 @@
 
 use rusqlite::Connection;
 
-use super::SyncError;
-use super::item::ItemKind;
 use super::mapping;
-use super::run;
-use super::state::{self, Account, Direction, StorageKind};
 use crate::Concord;
+use crate::sync::SyncError;
+use crate::sync::item::ItemKind;
+use crate::sync::run;
+use crate::sync::state::{self, Account, Direction, StorageKind};
 
 /// A collection's absolute URL: `collection` itself when it is a URL, else an href on the
 /// account's server.

@@ -2,18 +2,32 @@
 //! webcal URL (read-only) or a vdir folder. All speak the same small protocol: list what
 //! changed, fetch items, and write conditionally (create only if absent, update or delete
 //! only if unchanged since read).
+//!
+//! Here: the shared types ([`Storage`], [`StorageError`], [`Listed`], [`ItemWrite`], ...),
+//! where passwords come from ([`CredentialSource`]) and [`open_storage`]; each storage in its
+//! own file: [`caldav`] (with `delta`, the sync-collection REPORT), [`vdir`], [`webcal`].
+
+pub mod caldav;
+mod delta;
+pub mod vdir;
+pub mod webcal;
 
 use serde::{Deserialize, Serialize};
 
-use super::caldav::DavCollection;
+use super::SyncError;
 use super::item::{ItemKind, sha256_hex};
-use super::state::SyncedSide;
-use super::vdir::Vdir;
-use super::webcal::Webcal;
-use crate::dav::DavError;
+use super::state::{Account, StorageConfig, StorageKind, SyncedSide};
+use crate::dav::{Credentials, DavError};
+use crate::secrets::Secrets;
+use caldav::DavCollection;
+use vdir::Vdir;
+use webcal::Webcal;
 
 /// The longest file or resource name derived from a UID as is; longer UIDs are hashed.
 pub const NAME_FROM_UID_CHARS_MAX: usize = 128;
+/// The longest display name or colour accepted from a file or a server (`run::metadata`, and
+/// a webcal feed's NAME).
+pub const VALUE_CHARS_MAX: usize = 256;
 
 /// One item as listed: where it is and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +282,86 @@ pub fn name_for_uid(uid: &str, kind: ItemKind) -> String {
         sha256_hex(uid.as_bytes())
     };
     format!("{stem}.{}", kind.extension())
+}
+
+/// Where passwords come from: the keyring for people, fixed credentials in tests.
+pub trait CredentialSource: Send + Sync {
+    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError>;
+}
+
+impl CredentialSource for Credentials {
+    fn credentials(&self, _account: &Account) -> Result<Credentials, SyncError> {
+        Ok(self.clone())
+    }
+}
+
+impl CredentialSource for Secrets {
+    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
+        let password = self
+            .password(&account.name)
+            .map_err(|err| SyncError::Secret(err.to_string()))?
+            .unwrap_or_default();
+        Ok(Credentials::new(
+            account.username.clone().unwrap_or_default(),
+            password,
+        ))
+    }
+}
+
+/// The system keyring (Secret Service), opened when a password is first needed, so a pair of
+/// folders syncs without a session bus. An account without a username (a server that asks
+/// no one to sign in) needs no password, so it too syncs where no Secret Service runs, as
+/// under a headless `concord daemon`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemKeyring;
+
+impl CredentialSource for SystemKeyring {
+    fn credentials(&self, account: &Account) -> Result<Credentials, SyncError> {
+        if account.username.as_deref().is_none_or(str::is_empty) {
+            return Ok(Credentials::new("", ""));
+        }
+        let read = || {
+            let secrets = Secrets::system().map_err(|err| SyncError::Secret(err.to_string()))?;
+            secrets.credentials(account)
+        };
+        // The Secret Service is a blocking D-Bus call: on a multi-threaded runtime's worker it
+        // is made through `block_in_place`, so other runs on that worker keep going.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(read)
+            }
+            _ => read(),
+        }
+    }
+}
+
+/// Opens the storage a configuration names.
+pub fn open_storage(
+    config: &StorageConfig,
+    account: Option<&Account>,
+    credentials: &dyn CredentialSource,
+) -> Result<Storage, SyncError> {
+    let creds = match account {
+        Some(account) => credentials.credentials(account)?,
+        None => Credentials::new("", ""),
+    };
+    Ok(match config.kind {
+        StorageKind::Vdir => Storage::Vdir(Vdir::open(
+            std::path::Path::new(&config.location),
+            config.item_kind,
+        )?),
+        StorageKind::Caldav => Storage::Dav(DavCollection::new(
+            &config.location,
+            &creds,
+            ItemKind::Calendar,
+        )?),
+        StorageKind::Carddav => Storage::Dav(DavCollection::new(
+            &config.location,
+            &creds,
+            ItemKind::Contact,
+        )?),
+        StorageKind::Webcal => Storage::Webcal(Webcal::new(&config.location, &creds)?),
+    })
 }
 
 #[cfg(test)]
