@@ -6,6 +6,7 @@
 
 pub mod dav;
 pub mod feeds;
+pub mod ops;
 pub mod paths;
 pub mod secrets;
 pub mod status;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use concord_durable::{Database, Engine, EngineConfig};
 
 pub use error::CoreError;
+pub use ops::OpError;
 pub use status::{Health, HealthState, JobCounts, Status, StatusPage, StatusState, SubjectKind};
 
 /// At most this many runs waiting for a retry are woken by one "Sync now" per kind.

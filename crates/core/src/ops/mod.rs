@@ -1,0 +1,82 @@
+//! The operations both faces offer, once: accounts, pairs, syncing now. Each is a method of
+//! [`Concord`](crate::Concord) taking what a person gave and returning typed answers or an
+//! [`OpError`], whose sentence the CLI prints and the window shows as it is. The faces parse and
+//! format; the rules, the defaults and the SQL are here and below.
+
+mod accounts;
+mod names;
+mod pairs;
+
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+
+pub use accounts::{ConnectionTest, NewAccount};
+pub use pairs::{
+    EVERY_MINUTES_MAX, EVERY_MINUTES_MIN, NewPair, PairRow, PairSettings, PairSide,
+    SYNC_INTERVAL_DEFAULT, SideSpec, SyncAll,
+};
+
+use crate::CoreError;
+use crate::secrets::SecretError;
+use crate::sync::SyncError;
+
+/// Why an operation was refused or failed, in a sentence a person can act on (lower case
+/// first: the CLI prints it after "concord: "; the window capitalizes it).
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("there is no {what} named {name:?}")]
+    NotFound { what: &'static str, name: String },
+    #[error("there is already {what} named {name:?}")]
+    Taken { what: &'static str, name: String },
+    /// What the person gave cannot be used; the sentence says why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl OpError {
+    /// A short name of the kind of error, for a face that treats them differently.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OpError::NotFound { .. } => "not_found",
+            OpError::Taken { .. } => "taken",
+            OpError::Invalid(_) => "invalid",
+            OpError::Sync(err) if err.needs_attention() => "needs_attention",
+            OpError::Secret(_) => "needs_attention",
+            OpError::Sync(_) | OpError::Core(_) => "failed",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for OpError {
+    fn from(err: rusqlite::Error) -> Self {
+        OpError::Core(CoreError::Sql(err))
+    }
+}
+
+impl From<concord_durable::DbError> for OpError {
+    fn from(err: concord_durable::DbError) -> Self {
+        OpError::Core(CoreError::Database(err))
+    }
+}
+
+impl From<concord_durable::Error> for OpError {
+    fn from(err: concord_durable::Error) -> Self {
+        OpError::Core(CoreError::Jobs(err))
+    }
+}
+
+/// Across the window's IPC boundary: `{ "kind": "not_found", "message": "there is no …" }`.
+impl Serialize for OpError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("OpError", 2)?;
+        out.serialize_field("kind", self.kind())?;
+        out.serialize_field("message", &self.to_string())?;
+        out.end()
+    }
+}
