@@ -1177,10 +1177,8 @@ impl PairSync {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let pair = &self.pair;
         for action in batch {
-            // The kept version is described as it reads, not as the version replacing it.
             let keep =
                 |side: Side, href: &str, reason: &str, content: &[u8], summary: &str, uid: &str| {
-                    let own = Item::parse(content.to_vec()).ok().map(|item| item.summary);
                     state::record_version(
                         &tx,
                         pair.id,
@@ -1188,7 +1186,7 @@ impl PairSync {
                         side,
                         uid,
                         Some(href),
-                        own.as_deref().unwrap_or(summary),
+                        summary,
                         reason,
                         content,
                     )
@@ -1780,7 +1778,7 @@ pub async fn restore(
                     side,
                     &item.uid,
                     Some(&found.href),
-                    &item.summary,
+                    "(unreadable)",
                     "replaced by a restore",
                     &found.raw,
                 )?;
@@ -1799,4 +1797,85 @@ pub async fn restore(
         item.summary,
         side.as_str()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::sync::state::{ConflictPolicy, Direction};
+
+    fn event(uid: &str, summary: &str) -> String {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Concord tests//EN\r\nBEGIN:VEVENT\r\n\
+             UID:{uid}\r\nDTSTAMP:20261101T100000Z\r\nDTSTART:20261201T100000Z\r\n\
+             SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    }
+
+    /// A data directory with the pair "p" of two folders in it, `a` and `b`.
+    fn folders(direction: Direction) -> (tempfile::TempDir, Concord, [PathBuf; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        let folders = [dir.path().join("a"), dir.path().join("b")];
+        let conn = concord.database().connect().unwrap();
+        let [a, b] = folders.each_ref().map(|path| {
+            let location = path.to_str().unwrap();
+            state::put_storage(
+                &conn,
+                None,
+                StorageKind::Vdir,
+                ItemKind::Calendar,
+                location,
+                None,
+            )
+            .unwrap()
+        });
+        state::add_pair(&conn, "p", a, b, direction, ConflictPolicy::Ask).unwrap();
+        (dir, concord, folders)
+    }
+
+    fn no_password() -> Credentials {
+        Credentials::new("", "")
+    }
+
+    async fn sync(concord: &Concord) -> Report {
+        sync_pair(concord, "p", &no_password(), &SyncOptions::default())
+            .await
+            .unwrap()
+    }
+
+    /// Writes a file as another program would (same name, new content).
+    fn write(folder: &Path, name: &str, content: &str) {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::write(folder.join(name), content).unwrap();
+    }
+
+    #[tokio::test]
+    async fn what_a_restore_replaces_is_kept_under_its_own_summary() {
+        let (_dir, concord, [a, _]) = folders(Direction::TwoWay);
+        write(&a, "e1.ics", &event("e1", "Standup"));
+        sync(&concord).await;
+        write(&a, "e1.ics", &event("e1", "Standup in room 2"));
+        sync(&concord).await;
+        let conn = concord.database().connect().unwrap();
+        let overwritten = state::history(&conn, "e1").unwrap();
+        let old = overwritten
+            .iter()
+            .find(|v| v.reason == "overwritten")
+            .unwrap();
+        assert!(old.summary.starts_with("Standup ("), "{old:?}");
+
+        restore(&concord, old.id, &no_password()).await.unwrap();
+        let history = state::history(&conn, "e1").unwrap();
+        let replaced = history
+            .iter()
+            .find(|v| v.reason == "replaced by a restore")
+            .unwrap();
+        assert!(
+            replaced.summary.starts_with("Standup in room 2 ("),
+            "{replaced:?}"
+        );
+    }
 }
