@@ -228,6 +228,9 @@ async fn a_412_from_another_client_is_re_read_never_overwritten(kind: ServerKind
     f.server_put("p.ics", &event("p", "Renamed by someone else", "Room 1"));
     let report = sync.apply(prepared).await.unwrap();
     assert_eq!(report.deferred.len(), 1, "{kind}: {report:?}");
+    // Counted as what happened: not written, deferred.
+    assert_eq!(report.counts.update_a, 0, "{kind}: {report:?}");
+    assert_eq!(report.deferred_counts.update_a, 1, "{kind}: {report:?}");
     assert_eq!(
         summary_of(&f.server_item("p").unwrap().1),
         "Renamed by someone else"

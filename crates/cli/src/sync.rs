@@ -829,40 +829,80 @@ pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), Str
 }
 
 fn print_report(r: &Report) {
-    let c = &r.counts;
-    let mut parts = Vec::new();
-    for (n, what) in [
-        (c.create_a, "created on a"),
-        (c.create_b, "created on b"),
-        (c.update_a, "updated on a"),
-        (c.update_b, "updated on b"),
-        (c.delete_a, "deleted on a"),
-        (c.delete_b, "deleted on b"),
-        (c.merged, "merged"),
-        (c.conflicts, "new conflict"),
-    ] {
-        match n {
-            0 => {}
-            1 => parts.push(format!("1 {what}")),
-            n if what.ends_with("conflict") => parts.push(format!("{n} {what}s")),
-            n => parts.push(format!("{n} {what}")),
+    use concord_core::sync::reconcile::PlanCounts;
+    /// "1 updated on a, 2 deleted on b": what was (or would be) done.
+    fn done(c: &PlanCounts) -> Vec<String> {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (c.create_a, "created on a"),
+            (c.create_b, "created on b"),
+            (c.update_a, "updated on a"),
+            (c.update_b, "updated on b"),
+            (c.delete_a, "deleted on a"),
+            (c.delete_b, "deleted on b"),
+            (c.merged, "merged"),
+            (c.conflicts, "new conflict"),
+        ] {
+            match n {
+                0 => {}
+                1 => parts.push(format!("1 {what}")),
+                n if what.ends_with("conflict") => parts.push(format!("{n} {what}s")),
+                n => parts.push(format!("{n} {what}")),
+            }
         }
+        parts
+    }
+    /// "1 update on a and 2 deletes on b deferred (why)": writes not made, or None.
+    fn not_done(c: &PlanCounts, outcome: &str) -> Option<String> {
+        let mut parts = Vec::new();
+        for (n, what, side) in [
+            (c.create_a, "create", " on a"),
+            (c.create_b, "create", " on b"),
+            (c.update_a, "update", " on a"),
+            (c.update_b, "update", " on b"),
+            (c.delete_a, "delete", " on a"),
+            (c.delete_b, "delete", " on b"),
+            (c.merged, "merge", ""),
+        ] {
+            match n {
+                0 => {}
+                1 => parts.push(format!("1 {what}{side}")),
+                n => parts.push(format!("{n} {what}s{side}")),
+            }
+        }
+        (!parts.is_empty()).then(|| format!("{} {outcome}", parts.join(" and ")))
     }
     let verb = if r.dry_run { "would be" } else { "" };
     let summary = if r.stopped.is_some() {
         let stop = if r.dry_run { "would stop" } else { "stopped" };
-        if parts.is_empty() {
+        let planned = done(&r.planned);
+        if planned.is_empty() {
             format!("{stop} before changing anything")
         } else {
             format!(
                 "{stop} before changing anything (planned: {})",
-                parts.join(", ")
+                planned.join(", ")
             )
         }
-    } else if parts.is_empty() {
-        "nothing to do".to_owned()
     } else {
-        format!("{verb} {}", parts.join(", ")).trim().to_owned()
+        let written = done(&r.counts);
+        let mut sentences = Vec::new();
+        if !written.is_empty() {
+            sentences.push(format!("{verb} {}", written.join(", ")).trim().to_owned());
+        }
+        sentences.extend(not_done(
+            &r.deferred_counts,
+            "deferred (changed meanwhile, retried next sync)",
+        ));
+        sentences.extend(not_done(
+            &r.refused_counts,
+            "refused (see below; tried again next sync)",
+        ));
+        if sentences.is_empty() {
+            "nothing to do".to_owned()
+        } else {
+            sentences.join("; ")
+        }
     };
     println!("{}: {summary}", r.pair);
     if r.dry_run {
@@ -872,6 +912,9 @@ fn print_report(r: &Report) {
     }
     for line in &r.deferred {
         println!("  deferred: {line}");
+    }
+    for line in &r.refused {
+        println!("  refused: {line}");
     }
     if r.quarantined > 0 {
         println!(

@@ -280,6 +280,50 @@ pub const MIGRATIONS: &[Migration] = &[
             UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.id;
         END;",
     },
+    // A conflict's id is what `concord conflicts resolve ID` names, typed again from shell
+    // history: ids are never given twice (AUTOINCREMENT; a rowid was reused once the highest
+    // was resolved). Open conflicts keep their ids; the table's triggers of version 5 are
+    // made again, since dropping a table drops them.
+    Migration {
+        version: 6,
+        sql: "CREATE TABLE conflicts_monotonic (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pair_id INTEGER NOT NULL REFERENCES pairs (id) ON DELETE CASCADE,
+            uid TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            properties TEXT NOT NULL DEFAULT '[]',
+            base BLOB,
+            a_href TEXT,
+            a_etag TEXT,
+            a_hash TEXT,
+            a_content BLOB,
+            b_href TEXT,
+            b_etag TEXT,
+            b_hash TEXT,
+            b_content BLOB,
+            opened_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            UNIQUE (pair_id, uid)
+        ) STRICT;
+        INSERT INTO conflicts_monotonic (id, pair_id, uid, kind, summary, properties, base,
+            a_href, a_etag, a_hash, a_content, b_href, b_etag, b_hash, b_content,
+            opened_at_ms, updated_at_ms)
+        SELECT id, pair_id, uid, kind, summary, properties, base,
+            a_href, a_etag, a_hash, a_content, b_href, b_etag, b_hash, b_content,
+            opened_at_ms, updated_at_ms FROM conflicts;
+        DROP TABLE conflicts;
+        ALTER TABLE conflicts_monotonic RENAME TO conflicts;
+        CREATE TRIGGER conflicts_insert_plan AFTER INSERT ON conflicts BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER conflicts_update_plan AFTER UPDATE ON conflicts BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = NEW.pair_id;
+        END;
+        CREATE TRIGGER conflicts_delete_plan AFTER DELETE ON conflicts BEGIN
+            UPDATE pairs SET plan_version = plan_version + 1 WHERE id = OLD.pair_id;
+        END;",
+    },
 ];
 
 /// Settings keys.
@@ -301,4 +345,141 @@ pub fn set_setting(conn: &Connection, key: &str, value: &str) -> rusqlite::Resul
         [key, value],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (version, fixture SQL): a database as each shipped version before the current one left
+    /// it (`tests/fixtures/`).
+    const FIXTURES: &[(i64, &str)] = &[
+        (1, include_str!("../tests/fixtures/core-v1.sql")),
+        (2, include_str!("../tests/fixtures/core-v2.sql")),
+        (3, include_str!("../tests/fixtures/core-v3.sql")),
+        (4, include_str!("../tests/fixtures/core-v4.sql")),
+        (5, include_str!("../tests/fixtures/core-v5.sql")),
+    ];
+
+    /// Core's tables, indexes and triggers as SQLite keeps them (the engine's, and the
+    /// version table they share, are the engine's to test).
+    fn schema_of(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL
+                 AND name NOT LIKE 'durable_%' AND name <> 'schema_version' ORDER BY name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn fixture_db(dir: &std::path::Path, sql: &str) -> concord_durable::Database {
+        let db = concord_durable::Database::open(dir.join(crate::DATABASE_FILE)).unwrap();
+        // A dump lists tables by name, children before parents.
+        let conn = db.connect().unwrap();
+        conn.pragma_update(None, "foreign_keys", false).unwrap();
+        conn.execute_batch(sql).unwrap();
+        db
+    }
+
+    #[test]
+    fn every_fixture_has_the_schema_its_version_shipped() {
+        for (version, sql) in FIXTURES {
+            let fixture = tempfile::tempdir().unwrap();
+            let fixture = fixture_db(fixture.path(), sql);
+            let dir = tempfile::tempdir().unwrap();
+            let fresh = concord_durable::Database::open(dir.path().join("fresh.db")).unwrap();
+            let mut conn = fresh.connect().unwrap();
+            let upto = usize::try_from(*version).unwrap();
+            fresh
+                .migrate(&mut conn, COMPONENT, &MIGRATIONS[..upto])
+                .unwrap();
+            assert_eq!(
+                schema_of(&fixture.connect().unwrap()),
+                schema_of(&conn),
+                "v{version}"
+            );
+        }
+        assert_eq!(
+            FIXTURES.len() + 1,
+            MIGRATIONS.len(),
+            "ship a fixture of the previous version with each new migration"
+        );
+    }
+
+    #[test]
+    fn every_earlier_version_migrates_to_the_schema_of_a_new_database() {
+        let fresh = tempfile::tempdir().unwrap();
+        crate::Concord::open(fresh.path()).unwrap();
+        let fresh = concord_durable::Database::open(fresh.path().join(crate::DATABASE_FILE))
+            .unwrap()
+            .connect()
+            .unwrap();
+        for (version, sql) in FIXTURES {
+            let dir = tempfile::tempdir().unwrap();
+            let db = fixture_db(dir.path(), sql);
+            crate::Concord::open(dir.path()).unwrap();
+            let conn = db.connect().unwrap();
+            assert_eq!(schema_of(&conn), schema_of(&fresh), "v{version}");
+            assert_eq!(setting(&conn, PAUSED).unwrap().as_deref(), Some("false"));
+        }
+    }
+
+    /// A conflict as the sync opens one (`state::open_conflict`): its id.
+    fn open_conflict(conn: &Connection, uid: &str) -> i64 {
+        conn.execute(
+            "INSERT INTO conflicts (pair_id, uid, kind, summary, opened_at_ms, updated_at_ms)
+             VALUES (1, ?1, 'both-edited', ?1, 0, 0)",
+            [uid],
+        )
+        .unwrap();
+        conn.last_insert_rowid()
+    }
+
+    #[test]
+    fn conflict_ids_are_kept_and_never_given_again() {
+        for (version, sql) in FIXTURES.iter().filter(|(v, _)| *v >= 3) {
+            let dir = tempfile::tempdir().unwrap();
+            let db = fixture_db(dir.path(), sql);
+            crate::Concord::open(dir.path()).unwrap();
+            let conn = db.connect().unwrap();
+            let ids: Vec<(i64, String)> = conn
+                .prepare("SELECT id, uid FROM conflicts ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(
+                ids,
+                [(1, "standup".to_owned()), (3, "lunch".to_owned())],
+                "v{version}: open conflicts keep the ids people saw"
+            );
+            let plan_version = || -> i64 {
+                conn.query_row("SELECT plan_version FROM pairs WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+            };
+            // The newest is resolved; the next conflict does not take its id.
+            let before = plan_version();
+            conn.execute("DELETE FROM conflicts WHERE id = 3", [])
+                .unwrap();
+            assert_eq!(open_conflict(&conn, "dentist"), 4, "v{version}");
+            conn.execute("DELETE FROM conflicts WHERE id = 4", [])
+                .unwrap();
+            assert_eq!(open_conflict(&conn, "dentist"), 5, "v{version}");
+            // The triggers still count the changes a sync plans from.
+            assert_eq!(plan_version(), before + 4, "v{version}");
+            // Removing the pair still takes its conflicts with it.
+            conn.execute("DELETE FROM pairs WHERE id = 1", []).unwrap();
+            let left: i64 = conn
+                .query_row("SELECT count(*) FROM conflicts", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(left, 0, "v{version}");
+        }
+    }
 }

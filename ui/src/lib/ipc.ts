@@ -317,9 +317,17 @@ export interface SyncCounts {
 export interface SyncReport {
   pair: string;
   dry_run: boolean;
+  /** What was written (a dry run: what would be). */
   counts: SyncCounts;
+  /** What the plan set out to do (a stopped pair did none of it). */
+  planned: SyncCounts;
   plan: string[];
+  /** Writes not made because the item changed meanwhile; retried next sync. */
   deferred: string[];
+  deferred_counts: SyncCounts;
+  /** Writes the side refused, each with its reason; tried again next sync. */
+  refused: string[];
+  refused_counts: SyncCounts;
   quarantined: number;
   stopped: string | null;
 }

@@ -12,6 +12,7 @@ import type {
   Pair,
   PairSide,
   StorageKind,
+  SyncCounts,
   SyncReport,
 } from './ipc';
 
@@ -98,8 +99,9 @@ export function mappingReportLine(report: MappingReport): string {
   if (report.refresh.gone.length > 0) {
     parts.push(`${plural(report.refresh.gone.length, 'collection')} gone from the server`);
   }
+  const total = (c: SyncCounts) => Object.values(c).reduce((a, b) => a + b, 0);
   const counts = report.reports.reduce(
-    (sum, r) => sum + Object.values(r.counts).reduce((a, b) => a + b, 0),
+    (sum, r) => sum + total(r.counts) + total(r.deferred_counts) + total(r.refused_counts),
     0,
   );
   const stopped = report.reports.filter((r) => r.stopped !== null).length;
@@ -221,6 +223,23 @@ export function reportLine(report: SyncReport): string {
   say(c.delete_b, 'deleted on side b');
   say(c.merged, 'merged');
   say(c.conflicts, c.conflicts === 1 ? 'new conflict' : 'new conflicts');
+  const notDone = (counts: SyncCounts, outcome: string) => {
+    const writes = [
+      [counts.create_a, 'create', ' on side a'],
+      [counts.create_b, 'create', ' on side b'],
+      [counts.update_a, 'update', ' on side a'],
+      [counts.update_b, 'update', ' on side b'],
+      [counts.delete_a, 'delete', ' on side a'],
+      [counts.delete_b, 'delete', ' on side b'],
+      [counts.merged, 'merge', ''],
+    ] as const;
+    const said = writes
+      .filter(([n]) => n > 0)
+      .map(([n, what, side]) => `${plural(n, what)}${side}`);
+    if (said.length > 0) parts.push(`${said.join(' and ')} ${outcome}`);
+  };
+  notDone(report.deferred_counts, 'deferred (changed meanwhile, retried next sync)');
+  notDone(report.refused_counts, `refused (${report.refused.join('; ')})`);
   if (report.quarantined > 0) parts.push(`${report.quarantined} in quarantine`);
   return parts.length === 0 ? 'Synced: nothing to do' : `Synced: ${parts.join(', ')}`;
 }

@@ -6,7 +6,7 @@ import userEvent from '@testing-library/user-event';
 import { describe, expect, test } from 'vitest';
 import App from '../App.svelte';
 import { reportLine } from '../lib/sync';
-import { aPair, fails, fakeBackend, IDLE, ONE_CREATED } from '../test/backend';
+import { aPair, fails, fakeBackend, IDLE, ONE_CREATED, syncCounts } from '../test/backend';
 
 function openPairs() {
   window.location.hash = '#/pairs';
@@ -246,5 +246,23 @@ describe('wording', () => {
     );
     const nothing = { ...ONE_CREATED, counts: { ...ONE_CREATED.counts, create_b: 0 } };
     expect(reportLine(nothing)).toBe('Synced: nothing to do');
+  });
+
+  test('writes not made are said as such, never counted as done', () => {
+    const report = {
+      ...ONE_CREATED,
+      counts: syncCounts({ update_a: 1 }),
+      planned: syncCounts({ update_a: 2, delete_a: 1, create_b: 1 }),
+      deferred: ['update on a: Standup (changed meanwhile; re-read next sync)'],
+      deferred_counts: syncCounts({ update_a: 1, delete_a: 1 }),
+      refused: ['create on b: Lunch (lunch.ics was not written: the server refused it (HTTP 403))'],
+      refused_counts: syncCounts({ create_b: 1 }),
+    };
+    expect(reportLine(report)).toBe(
+      'Synced: 1 updated on side a, ' +
+        '1 update on side a and 1 delete on side a deferred (changed meanwhile, retried next sync), ' +
+        '1 create on side b refused (create on b: Lunch (lunch.ics was not written: the server ' +
+        'refused it (HTTP 403)))',
+    );
   });
 });

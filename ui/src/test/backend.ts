@@ -17,6 +17,7 @@ import type {
   RunInfo,
   ScheduleInfo,
   Status,
+  SyncCounts,
   SyncReport,
 } from '../lib/ipc';
 
@@ -185,22 +186,32 @@ export function aMapping(over: Partial<CollectionMapping> = {}): CollectionMappi
   };
 }
 
-/** What a first sync of a pair with one event on the server reports. */
-export const ONE_CREATED: SyncReport = {
-  pair: 'dav-calendar',
-  dry_run: false,
-  counts: {
+/** Counts of nothing, with `over` set. */
+export function syncCounts(over: Partial<SyncCounts> = {}): SyncCounts {
+  return {
     create_a: 0,
-    create_b: 1,
+    create_b: 0,
     update_a: 0,
     update_b: 0,
     delete_a: 0,
     delete_b: 0,
     merged: 0,
     conflicts: 0,
-  },
+    ...over,
+  };
+}
+
+/** What a first sync of a pair with one event on the server reports. */
+export const ONE_CREATED: SyncReport = {
+  pair: 'dav-calendar',
+  dry_run: false,
+  counts: syncCounts({ create_b: 1 }),
+  planned: syncCounts({ create_b: 1 }),
   plan: [],
   deferred: [],
+  deferred_counts: syncCounts(),
+  refused: [],
+  refused_counts: syncCounts(),
   quarantined: 0,
   stopped: null,
 };

@@ -968,8 +968,6 @@ pub async fn resolve(
     };
     // The losing version is kept before anything is overwritten.
     if let Some(lost) = &lost {
-        let summary = Item::parse(lost.content.clone())
-            .map_or_else(|_| row.conflict.summary.clone(), |item| item.summary);
         state::record_version(
             &conn,
             row.pair_id,
@@ -977,7 +975,7 @@ pub async fn resolve(
             loser,
             &uid,
             Some(&lost.href),
-            &summary,
+            &row.conflict.summary,
             &reason,
             &lost.content,
         )?;
@@ -1155,8 +1153,6 @@ async fn resolve_picked(
         .map(|(key, side)| format!("{key} from {}", side.as_str()))
         .collect();
     for (side, recorded) in &to_write {
-        let summary = Item::parse(recorded.content.clone())
-            .map_or_else(|_| row.conflict.summary.clone(), |item| item.summary);
         let reason = format!(
             "conflict resolved field by field ({}): {}'s version replaced",
             chosen.join(", "),
@@ -1168,7 +1164,7 @@ async fn resolve_picked(
             sync.pair().storage(*side).id,
             *side,
             recorded,
-            &summary,
+            &row.conflict.summary,
             &reason,
         )?;
     }
@@ -1232,7 +1228,7 @@ fn keep_version_once(
     storage_id: i64,
     side: Side,
     version: &ConflictSide,
-    summary: &str,
+    unreadable: &str,
     reason: &str,
 ) -> Result<(), ConflictError> {
     let kept = KeptVersion {
@@ -1243,7 +1239,7 @@ fn keep_version_once(
         href: &version.href,
         content: &version.content,
     };
-    keep_once(conn, &kept, summary, reason)?;
+    keep_once(conn, &kept, unreadable, reason)?;
     Ok(())
 }
 
@@ -1258,11 +1254,12 @@ pub(crate) struct KeptVersion<'a> {
 }
 
 /// Records `version` in item history unless the newest kept version of that item and side
-/// already is this content (the same step repeated after a crash).
+/// already is this content (the same step repeated after a crash). Labelled with its own
+/// summary; `unreadable` if it does not read (see [`state::record_version`]).
 pub(crate) fn keep_once(
     conn: &Connection,
     version: &KeptVersion<'_>,
-    summary: &str,
+    unreadable: &str,
     reason: &str,
 ) -> rusqlite::Result<()> {
     let newest: Option<Vec<u8>> = conn
@@ -1283,7 +1280,7 @@ pub(crate) fn keep_once(
         version.side,
         version.uid,
         Some(version.href),
-        summary,
+        unreadable,
         reason,
         version.content,
     )

@@ -47,19 +47,62 @@ pub struct SyncOptions {
     pub allow_deletes: bool,
 }
 
-/// What a run did (or, dry, would do).
+/// What a run did (or, dry, would do). Every planned action is in exactly one of `counts`,
+/// `deferred_counts` and `refused_counts` once a run has applied its plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub pair: String,
     pub dry_run: bool,
+    /// What was written (and conflicts opened); for a dry run, what would be.
     pub counts: PlanCounts,
+    /// What the plan set out to do (a stopped pair did none of it).
+    #[serde(default)]
+    pub planned: PlanCounts,
     /// One line per change, as `--dry-run` prints it.
     pub plan: Vec<String>,
-    /// Writes refused because the item changed meanwhile (HTTP 412): re-read next run.
+    /// Writes not made because the item changed meanwhile (HTTP 412): re-read next run.
     pub deferred: Vec<String>,
+    /// Those writes, counted per side.
+    #[serde(default)]
+    pub deferred_counts: PlanCounts,
+    /// Writes the side refused (a server's 403, 409 or 415; a name taken by another item),
+    /// each with the side's reason: tried again next run.
+    #[serde(default)]
+    pub refused: Vec<String>,
+    /// Those writes, counted per side.
+    #[serde(default)]
+    pub refused_counts: PlanCounts,
     pub quarantined: usize,
     /// Why the pair stopped and waits for the person, if it did.
     pub stopped: Option<String>,
+}
+
+impl Report {
+    /// Whether every planned write was made.
+    pub fn all_written(&self) -> bool {
+        self.deferred.is_empty() && self.refused.is_empty()
+    }
+
+    /// Counts an applied action's outcome: written, deferred or refused.
+    fn count(&mut self, action: &Action, outcome: Result<(), &StorageError>) {
+        match outcome {
+            Ok(()) => self.counts.add(action),
+            Err(err) if err.is_changed() => {
+                self.deferred_counts.add(action);
+                self.deferred.push(format!(
+                    "{} (changed meanwhile; re-read next sync)",
+                    action.describe()
+                ));
+            }
+            Err(err) => {
+                self.refused_counts.add(action);
+                self.refused.push(format!(
+                    "{} ({err}; tried again next sync)",
+                    action.describe()
+                ));
+            }
+        }
+    }
 }
 
 /// What one side showed in this run, before it is committed.
@@ -182,7 +225,7 @@ pub async fn sync_pair(
     let (a, b) = (a?, b?);
     if options.dry_run {
         let prepared = sync.prepare(&[&a, &b], options).await?;
-        return Ok(sync.report(&prepared, true, Vec::new()));
+        return Ok(sync.report(&prepared, true));
     }
     sync.commit(a)?;
     sync.commit(b)?;
@@ -945,26 +988,34 @@ impl PairSync {
         None
     }
 
-    fn report(&self, prepared: &Prepared, dry_run: bool, deferred: Vec<String>) -> Report {
+    /// The report of `prepared` before anything is applied: a dry run counts the plan as
+    /// what it would do; a real run counts each action as it is applied.
+    fn report(&self, prepared: &Prepared, dry_run: bool) -> Report {
+        let planned = prepared.plan.counts();
         Report {
             pair: self.pair.name.clone(),
             dry_run,
-            counts: prepared.plan.counts(),
+            counts: if dry_run {
+                planned.clone()
+            } else {
+                PlanCounts::default()
+            },
+            planned,
             plan: prepared.plan.changes().map(Action::describe).collect(),
-            deferred,
             quarantined: prepared.quarantined,
             stopped: prepared.stopped.clone(),
+            ..Report::default()
         }
     }
 
     /// Applies a plan: remote writes in batches, the losing versions kept in history before
     /// each batch's writes, the new state committed after them.
     pub async fn apply(&self, prepared: Prepared) -> Result<Report, SyncError> {
+        let mut report = self.report(&prepared, false);
         if let Some(reason) = &prepared.stopped {
             state::set_stopped(&self.conn(), self.pair.id, Some(reason))?;
-            return Ok(self.report(&prepared, false, Vec::new()));
+            return Ok(report);
         }
-        let mut deferred = Vec::new();
         let mut wrote = [false; 2];
         // The plan-input count as this run's own writes leave it; None once another writer
         // moved it too (then the pair is not marked settled: what it did is unknown here).
@@ -990,7 +1041,7 @@ impl PairSync {
                     Ok(written) => {
                         let stop = written
                             .iter()
-                            .any(|r| r.as_ref().is_err_and(|e| !e.is_changed()));
+                            .any(|r| r.as_ref().is_err_and(|e| !e.is_item_only()));
                         results.extend(group.iter().zip(written));
                         stop
                     }
@@ -1010,14 +1061,10 @@ impl PairSync {
                         for (i, side) in Side::BOTH.into_iter().enumerate() {
                             wrote[i] |= action.writes_to(side);
                         }
+                        report.count(action, Ok(()));
                         done.push(d);
                     }
-                    Err(err) if err.is_changed() => {
-                        deferred.push(format!(
-                            "{} (changed meanwhile; re-read next sync)",
-                            action.describe()
-                        ));
-                    }
+                    Err(err) if err.is_item_only() => report.count(action, Err(&err)),
                     Err(err) => {
                         for side in Side::BOTH {
                             self.storage(side).flush()?;
@@ -1040,7 +1087,8 @@ impl PairSync {
                 .zip(wrote)
                 .any(|(s, w)| w && self.relists(s));
             finished = n + 1 == batches && !relist;
-            self.record(&done, &mut expected, finished.then_some(&deferred))?;
+            let all_written = report.all_written();
+            self.record(&done, &mut expected, finished.then_some(all_written))?;
         }
         // The stored token predates our own writes: a change that nets out against it (an item
         // deleted and restored, created and deleted) would never be reported. Listing the
@@ -1057,14 +1105,22 @@ impl PairSync {
         if !finished {
             let mut conn = self.conn();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            ran_fine(&tx, self.pair.id, &deferred, expected)?;
+            ran_fine(&tx, self.pair.id, report.all_written(), expected)?;
             tx.commit()?;
         }
+        assert_eq!(
+            report
+                .counts
+                .plus(&report.deferred_counts)
+                .plus(&report.refused_counts),
+            report.planned,
+            "every planned action is written, deferred or refused"
+        );
         // Display name and colour ride along (at most hourly); they never fail the sync.
         if let Err(err) = metadata::sync_metadata(self, false).await {
             tracing::warn!(pair = %self.pair.name, %err, "display name and colour not synced");
         }
-        Ok(self.report(&prepared, false, deferred))
+        Ok(report)
     }
 
     /// Keeps, durably, the versions `batch` overwrites or deletes, before any of its writes.
@@ -1097,10 +1153,8 @@ impl PairSync {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let pair = &self.pair;
         for action in batch {
-            // The kept version is described as it reads, not as the version replacing it.
             let keep =
                 |side: Side, href: &str, reason: &str, content: &[u8], summary: &str, uid: &str| {
-                    let own = Item::parse(content.to_vec()).ok().map(|item| item.summary);
                     state::record_version(
                         &tx,
                         pair.id,
@@ -1108,7 +1162,7 @@ impl PairSync {
                         side,
                         uid,
                         Some(href),
-                        own.as_deref().unwrap_or(summary),
+                        summary,
                         reason,
                         content,
                     )
@@ -1200,7 +1254,9 @@ impl PairSync {
     }
 
     /// A write that lost its condition is re-read: if the item already holds what was to be
-    /// written (our own write before a crash), it is recorded; else it stays "changed".
+    /// written (our own write before a crash), it is recorded; a create whose name another
+    /// item holds is refused (the next sync would only meet it again); else it stays
+    /// "changed".
     async fn settle(
         &self,
         action: &Action,
@@ -1208,17 +1264,18 @@ impl PairSync {
     ) -> Result<Done, StorageError> {
         match result {
             Err(err) if err.is_changed() => {
-                let (side, href, hash) = match action {
+                let (side, href, hash, creates) = match action {
                     Action::Create {
                         side, uid, source, ..
                     } => (
                         *side,
                         self.storage(*side).href_for(uid),
                         source.hash.clone(),
+                        Some(uid),
                     ),
                     Action::Update {
                         side, href, source, ..
-                    } => (*side, href.clone(), source.hash.clone()),
+                    } => (*side, href.clone(), source.hash.clone(), None),
                     _ => return Err(err),
                 };
                 let now = self
@@ -1229,16 +1286,27 @@ impl PairSync {
                     return Err(err);
                 };
                 // Already holding what was to be written: recorded as written.
-                match Item::parse(found.raw) {
+                let taken_by = match Item::parse(found.raw) {
                     Ok(item) if item.hash == hash => {
                         let made = Listed {
                             href: found.href,
                             etag: found.etag,
                         };
-                        written_done(action, side, made)
+                        return written_done(action, side, made);
                     }
-                    _ => Err(err),
-                }
+                    Ok(item) if creates.is_some_and(|uid| *uid != item.uid) => {
+                        format!("another item (UID {}) has that name", item.uid)
+                    }
+                    Err(_) if creates.is_some() => {
+                        "an unreadable file (see `concord quarantine list`) has that name"
+                            .to_owned()
+                    }
+                    _ => return Err(err),
+                };
+                Err(StorageError::Refused {
+                    href: found.href,
+                    reason: taken_by,
+                })
             }
             other => other,
         }
@@ -1318,13 +1386,13 @@ impl PairSync {
     }
 
     /// Records what was done; `expected` follows the plan-input count (see [`PairSync::apply`]).
-    /// The run's last record, given the writes `deferred`, also stores that the pair ran fine
-    /// (one commit to disk for both).
+    /// The run's last record, given whether every write was made, also stores that the pair
+    /// ran fine (one commit to disk for both).
     fn record(
         &self,
         done: &[Done],
         expected: &mut Option<i64>,
-        finish: Option<&[String]>,
+        finish: Option<bool>,
     ) -> Result<(), SyncError> {
         // The writes outdate the committed views. Freeing thousands of entries takes a
         // millisecond or more, so it is done beside the sync, not in its way.
@@ -1373,27 +1441,27 @@ impl PairSync {
         if expected.is_some() {
             *expected = Some(state::plan_versions(&tx, id)?.0);
         }
-        if let Some(deferred) = finish {
-            ran_fine(&tx, id, deferred, *expected)?;
+        if let Some(all_written) = finish {
+            ran_fine(&tx, id, all_written, *expected)?;
         }
         tx.commit()?;
         Ok(())
     }
 }
 
-/// Stores that the pair's run went through. If every action did and nothing else moved the
-/// plan-input count since planning (`expected` is where the run's own writes left it), nothing
-/// is left to do: the pair is settled.
+/// Stores that the pair's run went through. If every action did (`all_written`) and nothing
+/// else moved the plan-input count since planning (`expected` is where the run's own writes
+/// left it), nothing is left to do: the pair is settled.
 fn ran_fine(
     tx: &rusqlite::Transaction<'_>,
     pair_id: i64,
-    deferred: &[String],
+    all_written: bool,
     expected: Option<i64>,
 ) -> Result<(), SyncError> {
     state::set_stopped(tx, pair_id, None)?;
     state::set_outcome(tx, pair_id, None)?;
     let now = state::plan_versions(tx, pair_id)?.0;
-    if deferred.is_empty() && expected == Some(now) {
+    if all_written && expected == Some(now) {
         state::settle(tx, pair_id, now)?;
     }
     Ok(())
@@ -1700,7 +1768,7 @@ pub async fn restore(
                     side,
                     &item.uid,
                     Some(&found.href),
-                    &item.summary,
+                    "(unreadable)",
                     "replaced by a restore",
                     &found.raw,
                 )?;
@@ -1719,4 +1787,132 @@ pub async fn restore(
         item.summary,
         side.as_str()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::sync::state::{ConflictPolicy, Direction};
+
+    fn event(uid: &str, summary: &str) -> String {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Concord tests//EN\r\nBEGIN:VEVENT\r\n\
+             UID:{uid}\r\nDTSTAMP:20261101T100000Z\r\nDTSTART:20261201T100000Z\r\n\
+             SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    }
+
+    /// A data directory with the pair "p" of two folders in it, `a` and `b`.
+    fn folders(direction: Direction) -> (tempfile::TempDir, Concord, [PathBuf; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        let folders = [dir.path().join("a"), dir.path().join("b")];
+        let conn = concord.database().connect().unwrap();
+        let [a, b] = folders.each_ref().map(|path| {
+            let location = path.to_str().unwrap();
+            state::put_storage(
+                &conn,
+                None,
+                StorageKind::Vdir,
+                ItemKind::Calendar,
+                location,
+                None,
+            )
+            .unwrap()
+        });
+        state::add_pair(&conn, "p", a, b, direction, ConflictPolicy::Ask).unwrap();
+        (dir, concord, folders)
+    }
+
+    fn no_password() -> Credentials {
+        Credentials::new("", "")
+    }
+
+    async fn sync(concord: &Concord) -> Report {
+        sync_pair(concord, "p", &no_password(), &SyncOptions::default())
+            .await
+            .unwrap()
+    }
+
+    /// Writes a file as another program would (same name, new content).
+    fn write(folder: &Path, name: &str, content: &str) {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::write(folder.join(name), content).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_another_program_beat_is_counted_as_deferred_not_as_done() {
+        let (_dir, concord, [a, b]) = folders(Direction::TwoWay);
+        write(&a, "e1.ics", &event("e1", "Standup"));
+        assert_eq!(sync(&concord).await.counts.create_b, 1);
+        write(&a, "e1.ics", &event("e1", "Standup in room 2"));
+        // Planned, then b's copy is edited before the update reaches it.
+        let sync = PairSync::open(&concord, "p", &no_password()).unwrap();
+        let (seen_a, seen_b) = sync.observe_both().await;
+        sync.commit(seen_a.unwrap()).unwrap();
+        sync.commit(seen_b.unwrap()).unwrap();
+        let prepared = sync.prepare(&[], &SyncOptions::default()).await.unwrap();
+        assert_eq!(prepared.plan.counts().update_b, 1);
+        write(&b, "e1.ics", &event("e1", "Standup moved by someone on b"));
+
+        let report = sync.apply(prepared).await.unwrap();
+        assert_eq!(report.counts, PlanCounts::default(), "{report:?}");
+        assert_eq!(report.planned.update_b, 1, "{report:?}");
+        assert_eq!(report.deferred_counts.update_b, 1, "{report:?}");
+        assert_eq!(report.deferred.len(), 1, "{report:?}");
+        assert!(report.refused.is_empty(), "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_restore_onto_a_name_another_item_holds_is_refused_not_counted_as_created() {
+        let (_dir, concord, [a, b]) = folders(Direction::AToB);
+        write(&a, "e1.ics", &event("e1", "Standup"));
+        sync(&concord).await;
+        // On b, the standup's file now holds another event: one-way, the standup is put back.
+        write(&b, "e1.ics", &event("e2", "Dentist"));
+
+        let report = sync(&concord).await;
+        assert_eq!(report.planned.create_b, 1, "{report:?}");
+        assert_eq!(report.counts.create_b, 0, "{report:?}");
+        assert_eq!(report.refused_counts.create_b, 1, "{report:?}");
+        assert!(
+            report.refused[0].contains("another item (UID e2) has that name"),
+            "{report:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(b.join("e1.ics")).unwrap(),
+            event("e2", "Dentist")
+        );
+        // Not settled: the next sync tries again, and says so again.
+        assert_eq!(sync(&concord).await.refused_counts.create_b, 1);
+    }
+
+    #[tokio::test]
+    async fn what_a_restore_replaces_is_kept_under_its_own_summary() {
+        let (_dir, concord, [a, _]) = folders(Direction::TwoWay);
+        write(&a, "e1.ics", &event("e1", "Standup"));
+        sync(&concord).await;
+        write(&a, "e1.ics", &event("e1", "Standup in room 2"));
+        sync(&concord).await;
+        let conn = concord.database().connect().unwrap();
+        let overwritten = state::history(&conn, "e1").unwrap();
+        let old = overwritten
+            .iter()
+            .find(|v| v.reason == "overwritten")
+            .unwrap();
+        assert!(old.summary.starts_with("Standup ("), "{old:?}");
+
+        restore(&concord, old.id, &no_password()).await.unwrap();
+        let history = state::history(&conn, "e1").unwrap();
+        let replaced = history
+            .iter()
+            .find(|v| v.reason == "replaced by a restore")
+            .unwrap();
+        assert!(
+            replaced.summary.starts_with("Standup in room 2 ("),
+            "{replaced:?}"
+        );
+    }
 }

@@ -201,8 +201,9 @@ impl Action {
     }
 }
 
-/// What the plan would do, counted, as `--dry-run` prints it (and as a sync's durable
-/// checkpoint stores it).
+/// Actions counted by what they do on each side: what a plan would do (as `--dry-run` prints
+/// it), or, of a run, what it wrote and what it could not (and as a sync's durable checkpoint
+/// stores them).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCounts {
     pub create_a: usize,
@@ -220,21 +221,43 @@ pub struct Plan {
     pub actions: Vec<Action>,
 }
 
+impl PlanCounts {
+    /// Counts `action` (bookkeeping, recording or forgetting, counts as nothing).
+    pub fn add(&mut self, action: &Action) {
+        let count = match action {
+            Action::Create { side: Side::A, .. } => &mut self.create_a,
+            Action::Create { side: Side::B, .. } => &mut self.create_b,
+            Action::Update { side: Side::A, .. } => &mut self.update_a,
+            Action::Update { side: Side::B, .. } => &mut self.update_b,
+            Action::Delete { side: Side::A, .. } => &mut self.delete_a,
+            Action::Delete { side: Side::B, .. } => &mut self.delete_b,
+            Action::Merge { .. } => &mut self.merged,
+            Action::Conflict { .. } => &mut self.conflicts,
+            Action::Record { .. } | Action::Forget { .. } => return,
+        };
+        *count += 1;
+    }
+
+    /// The sum of each count with `other`'s.
+    pub fn plus(&self, other: &Self) -> Self {
+        Self {
+            create_a: self.create_a + other.create_a,
+            create_b: self.create_b + other.create_b,
+            update_a: self.update_a + other.update_a,
+            update_b: self.update_b + other.update_b,
+            delete_a: self.delete_a + other.delete_a,
+            delete_b: self.delete_b + other.delete_b,
+            merged: self.merged + other.merged,
+            conflicts: self.conflicts + other.conflicts,
+        }
+    }
+}
+
 impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let mut c = PlanCounts::default();
         for action in &self.actions {
-            match action {
-                Action::Create { side: Side::A, .. } => c.create_a += 1,
-                Action::Create { side: Side::B, .. } => c.create_b += 1,
-                Action::Update { side: Side::A, .. } => c.update_a += 1,
-                Action::Update { side: Side::B, .. } => c.update_b += 1,
-                Action::Delete { side: Side::A, .. } => c.delete_a += 1,
-                Action::Delete { side: Side::B, .. } => c.delete_b += 1,
-                Action::Merge { .. } => c.merged += 1,
-                Action::Conflict { .. } => c.conflicts += 1,
-                Action::Record { .. } | Action::Forget { .. } => {}
-            }
+            c.add(action);
         }
         c
     }

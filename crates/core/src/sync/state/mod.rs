@@ -720,7 +720,9 @@ pub fn remove_synced(conn: &Connection, pair_id: i64, uid: &str) -> rusqlite::Re
 
 // ---- history -------------------------------------------------------------------------------
 
-/// Keeps a version that is about to be overwritten or deleted.
+/// Keeps a version that is about to be overwritten or deleted. It is labelled with its own
+/// summary, read from `content` (never the one of the version replacing it); `unreadable`
+/// labels content that does not read as an item.
 #[allow(clippy::too_many_arguments)]
 pub fn record_version(
     conn: &Connection,
@@ -729,10 +731,12 @@ pub fn record_version(
     side: Side,
     uid: &str,
     href: Option<&str>,
-    summary: &str,
+    unreadable: &str,
     reason: &str,
     content: &[u8],
 ) -> rusqlite::Result<()> {
+    let own = super::item::Item::parse(content.to_vec()).map(|item| item.summary);
+    let summary = own.as_deref().unwrap_or(unreadable);
     conn.prepare_cached(
         "INSERT INTO item_history (pair_id, storage_id, uid, side, href, summary, reason, content,
            recorded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -36,6 +36,12 @@ const SYNC_TOKEN: PropertyName<'static, 'static> = PropertyName::new("DAV:", "sy
 const TOKEN_PREFIX: &str = "sync:";
 const CTAG_PREFIX: &str = "ctag:";
 
+/// Statuses by which a server refuses one write (a bad or unsupported item, a name in use,
+/// over quota) rather than the account or the collection: that item is reported as refused
+/// and the other writes go on. A 403 here follows reads that went through, so it is about
+/// the item, not the password.
+const WRITE_REFUSED_STATUSES: &[u16] = &[400, 403, 405, 409, 413, 415, 422, 507];
+
 #[derive(Debug)]
 pub struct DavCollection {
     client: WebDavClient<HttpClient>,
@@ -457,7 +463,7 @@ impl DavCollection {
                 .request(PutResource::new(&href).create(data, self.kind.content_type())),
         )
         .await
-        .map_err(|err| self.changed_or(&href, err))?;
+        .map_err(|err| self.write_error(&href, err))?;
         let etag = match put.etag {
             Some(etag) => etag,
             None => self.etag(&href).await?,
@@ -478,7 +484,7 @@ impl DavCollection {
             )),
         )
         .await
-        .map_err(|err| self.changed_or(href, err))?;
+        .map_err(|err| self.write_error(href, err))?;
         match put.etag {
             Some(etag) => Ok(etag),
             None => self.etag(href).await,
@@ -498,7 +504,7 @@ impl DavCollection {
             | Err(DavError::Status {
                 status: 404 | 410, ..
             }) => Ok(()),
-            Err(err) => Err(self.changed_or(href, err)),
+            Err(err) => Err(self.write_error(href, err)),
         }
     }
 
@@ -513,11 +519,21 @@ impl DavCollection {
         Ok(found.etag)
     }
 
-    fn changed_or(&self, href: &str, err: DavError) -> StorageError {
+    /// A failed write, classified: a lost condition is "changed"; a status by which the
+    /// server refuses this one item (it was read fine, so not the account) is "refused".
+    fn write_error(&self, href: &str, err: DavError) -> StorageError {
         match err {
             DavError::PreconditionFailed { .. } => StorageError::Changed {
                 href: href.to_owned(),
             },
+            DavError::Unauthorized { status, .. } | DavError::Status { status, .. }
+                if WRITE_REFUSED_STATUSES.contains(&status) =>
+            {
+                StorageError::Refused {
+                    href: href.to_owned(),
+                    reason: format!("the server refused it (HTTP {status})"),
+                }
+            }
             other => other.into(),
         }
     }

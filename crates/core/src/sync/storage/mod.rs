@@ -96,6 +96,10 @@ pub enum StorageError {
     /// The item changed (or appeared) since it was read: re-read and reconcile.
     #[error("{href} changed since it was read")]
     Changed { href: String },
+    /// The side refused this one write (a server's 403, 409 or 415; a name already taken by
+    /// another item): the other writes go on, and the next sync tries it again.
+    #[error("{href} was not written: {reason}")]
+    Refused { href: String, reason: String },
     #[error("{0} is read-only")]
     ReadOnly(String),
     #[error("{0}")]
@@ -109,6 +113,16 @@ impl StorageError {
             self,
             StorageError::Changed { .. } | StorageError::Dav(DavError::PreconditionFailed { .. })
         )
+    }
+
+    /// The side refused this write (see [`StorageError::Refused`]).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, StorageError::Refused { .. })
+    }
+
+    /// Only this write failed (a lost condition or a refusal): the rest of its batch goes on.
+    pub fn is_item_only(&self) -> bool {
+        self.is_changed() || self.is_refused()
     }
 
     /// The person must act (password, certificate, address): retrying cannot fix it.
@@ -229,8 +243,8 @@ impl Storage {
 
     /// Makes several creates and updates, in order; each has its own result (`href` and new
     /// etag). A vdir makes the whole batch durable at once. A failure other than a lost
-    /// condition ends the batch: the results stop after it. The outer error means nothing
-    /// of the batch was written.
+    /// condition or a refusal ends the batch: the results stop after it. The outer error means
+    /// nothing of the batch was written.
     pub async fn write_many(
         &self,
         writes: &[ItemWrite<'_>],
@@ -249,7 +263,7 @@ impl Storage {
                     })
                 }
             };
-            let stop = result.as_ref().is_err_and(|err| !err.is_changed());
+            let stop = result.as_ref().is_err_and(|err| !err.is_item_only());
             done.push(result);
             if stop {
                 break;

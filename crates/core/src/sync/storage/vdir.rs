@@ -163,7 +163,7 @@ impl Vdir {
     /// synced (see [`in_parallel`]), then each is linked (create) or renamed (update) into
     /// place. The outer error is one that stops the whole batch (nothing was moved into
     /// place); each write has its own result, a lost condition being "changed", and the
-    /// results stop after any other failure. Call [`Vdir::sync_dir`] before recording them.
+    /// results stop after any failure other than that or a refusal. Call [`Vdir::sync_dir`] before recording them.
     pub fn write_many(
         &self,
         writes: &[ItemWrite<'_>],
@@ -229,7 +229,7 @@ impl Vdir {
         let mut done = Vec::with_capacity(writes.len());
         for (write, staged) in writes.iter().zip(staged) {
             let result = staged.and_then(|staged| self.move_into_place(write, staged));
-            let stop = result.as_ref().is_err_and(|err| !err.is_changed());
+            let stop = result.as_ref().is_err_and(|err| !err.is_item_only());
             done.push(result);
             if stop {
                 break;
