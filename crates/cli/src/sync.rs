@@ -829,7 +829,7 @@ pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), Str
 }
 
 fn print_report(r: &Report) {
-    use concord_core::sync::reconcile::PlanCounts;
+    use concord_core::sync::run::reconcile::PlanCounts;
     /// "1 updated on a, 2 deleted on b": what was (or would be) done.
     fn done(c: &PlanCounts) -> Vec<String> {
         let mut parts = Vec::new();

@@ -1794,7 +1794,9 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::sync::state::{ConflictPolicy, Direction};
+    use crate::dav::Credentials;
+    use crate::sync::item::ItemKind;
+    use crate::sync::state::{ConflictPolicy, Direction, StorageKind};
 
     fn event(uid: &str, summary: &str) -> String {
         format!(
