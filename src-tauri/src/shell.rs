@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use concord_core::{Concord, CoreError, Status};
+use concord_core::{Concord, CoreError, OpError, Status};
 use tauri::{AppHandle, Emitter, Manager, Wry};
 use tokio::sync::Mutex;
 
@@ -57,6 +57,22 @@ impl Shell {
         F: FnOnce(&Concord) -> Result<T, CoreError> + Send + 'static,
     {
         self.blocking(call).await
+    }
+
+    /// Runs one of core's operations off the async workers (it blocks on SQLite); its typed
+    /// error crosses to the window as `{kind, message}`.
+    pub async fn op<T, F>(&self, call: F) -> Result<T, OpError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Concord) -> Result<T, OpError> + Send + 'static,
+    {
+        let concord = self.concord.clone();
+        match tauri::async_runtime::spawn_blocking(move || call(&concord)).await {
+            Ok(result) => result,
+            Err(error) => Err(OpError::Invalid(format!(
+                "Concord could not finish the request: {error}"
+            ))),
+        }
     }
 
     /// [`Shell::core`] for calls with an error type of their own (e.g. `FeedError`).

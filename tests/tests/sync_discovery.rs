@@ -300,11 +300,7 @@ async fn test_connection_says_what_is_wrong() {
         matches!(check, ConnectionCheck::WrongPassword { .. }),
         "{check:?}"
     );
-    assert!(
-        check
-            .message()
-            .contains("rejected the username or password")
-    );
+    assert!(check.message().contains("Wrong username or password"));
 
     let web = FrontServer::start(|_| {
         HttpResponse::new(200, "<html>a blog</html>").with_header("Content-Type", "text/html")
@@ -312,7 +308,7 @@ async fn test_connection_says_what_is_wrong() {
     .unwrap();
     let check = discovery::check_connection(&web.url("/"), &credentials(&server), &options).await;
     assert!(matches!(check, ConnectionCheck::NotDav { .. }), "{check:?}");
-    assert!(check.message().contains("not a CalDAV or CardDAV server"));
+    assert!(check.message().contains("Not a CalDAV/CardDAV server"));
 
     let check =
         discovery::check_connection("http://127.0.0.1:1/", &credentials(&server), &options).await;

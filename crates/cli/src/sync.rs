@@ -4,23 +4,18 @@
 
 use crate::print_json;
 use std::io::BufRead;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use concord_core::Concord;
-use concord_core::secrets::Secrets;
-use concord_core::sync::accounts::discovery::{self, DiscoveryOptions};
-use concord_core::sync::accounts::{mapping, pairs};
-use concord_core::sync::item::ItemKind;
-use concord_core::sync::run;
-use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageConfig, StorageKind};
-use concord_core::sync::storage::webcal::Webcal;
-use concord_core::sync::storage::{CredentialSource, SystemKeyring};
-use concord_core::sync::{Report, SyncOptions, sync_durably, sync_pair};
+use concord_core::ops::{NewAccount, NewPair, PairSettings, SYNC_INTERVAL_DEFAULT, SideSpec};
+use concord_core::sync::accounts::discovery;
+use concord_core::sync::accounts::pairs::Removed;
+use concord_core::sync::state::{ConflictPolicy, Direction, StorageKind};
+use concord_core::sync::{Report, SyncOptions};
 
 /// How often a new pair syncs in the background unless told otherwise.
-const SYNC_INTERVAL_DEFAULT_MIN: u64 = 15;
+const SYNC_INTERVAL_DEFAULT_MIN: u64 = SYNC_INTERVAL_DEFAULT.as_secs() / 60;
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
@@ -40,6 +35,8 @@ pub enum AccountCommand {
     Discover { name: String },
     /// Connect and say plainly whether it works
     Test { name: String },
+    /// Change the account's password: read from the first line of standard input
+    Password { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -163,109 +160,43 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("starting the async runtime: {e}"))
 }
 
-fn db(concord: &Concord) -> Result<rusqlite::Connection, String> {
-    concord.database().connect().map_err(|e| e.to_string())
-}
-
-fn is_loopback(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").unwrap_or("");
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+/// The first line of standard input, without its line ending.
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result<(), String> {
     match cmd {
         AccountCommand::Add(add) => {
-            // Before anything is stored: the keyring entry of an existing account of that name
-            // must not be replaced.
-            if state::account(&db(concord)?, &add.name)
-                .map_err(|e| e.to_string())?
-                .is_some()
-            {
-                return Err(format!(
-                    "there is already an account named {:?} (see `concord account list`)",
-                    add.name
-                ));
-            }
-            let kind = StorageKind::from(add.kind);
-            let mut username = add.username.clone();
-            let url = if kind == StorageKind::Vdir {
-                std::path::absolute(&add.url)
-                    .map_err(|e| format!("{}: {e}", add.url))?
-                    .display()
-                    .to_string()
-            } else if kind == StorageKind::Webcal {
-                if add.url.starts_with("http://") && !add.insecure_http && !is_loopback(&add.url) {
-                    return Err(format!(
-                        "{} is plain http: the password would travel unencrypted. Use https://, \
-                         or pass --insecure-http if you mean it",
-                        add.url
-                    ));
-                }
-                add.url.clone()
+            let password = if add.password_stdin {
+                Some(read_password()?)
             } else {
-                // A server: a URL, a bare host or you@example.com, found by discovery later.
-                let start = discovery::parse_input(&add.url).map_err(|e| e.to_string())?;
-                let loopback = start.url.host().is_some_and(discovery::is_loopback_host);
-                if start.url.scheme_str() == Some("http") && !add.insecure_http && !loopback {
-                    return Err(format!(
-                        "{} is plain http: the password would travel unencrypted. Use https://, \
-                         or pass --insecure-http if you mean it",
-                        start.url
-                    ));
-                }
-                if username.is_none() {
-                    username = start.username_hint.clone();
-                }
-                start.url.to_string()
+                None
             };
-            if add.password_stdin && username.as_deref().is_none_or(str::is_empty) {
-                return Err("--password-stdin needs --username (or an address like \
-                            you@example.com): a password is only ever sent with its username"
-                    .to_owned());
-            }
-            if add.password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .map_err(|e| format!("reading the password: {e}"))?;
-                let password = line.trim_end_matches(['\r', '\n']);
-                if password.is_empty() {
-                    return Err("the password read from standard input is empty".to_owned());
-                }
-                let secrets = Secrets::system().map_err(|e| e.to_string())?;
-                secrets
-                    .set_password(&add.name, password)
-                    .map_err(|e| e.to_string())?;
-            }
-            let conn = db(concord)?;
-            let id = state::add_account(&conn, &add.name, kind, &url, username.as_deref())
-                .map_err(|e| format!("adding account {:?}: {e}", add.name))?;
-            if add.insecure_http {
-                mapping::set_allows_http(&conn, id, true).map_err(|e| e.to_string())?;
-            }
-            if kind == StorageKind::Vdir || kind == StorageKind::Webcal {
-                let item_kind = ItemKind::Calendar;
-                state::put_storage(&conn, Some(id), kind, item_kind, &url, Some(&add.name))
-                    .map_err(|e| e.to_string())?;
-            }
+            let added = concord
+                .add_account(NewAccount {
+                    name: add.name,
+                    kind: add.kind.into(),
+                    url: add.url,
+                    username: add.username,
+                    password,
+                    insecure_http: add.insecure_http,
+                })
+                .map_err(|e| e.to_string())?;
             if json {
-                print_json(&serde_json::json!({ "id": id, "name": add.name }))
+                print_json(&serde_json::json!({ "id": added.id, "name": added.name }))
             } else {
-                println!("added account {} ({})", add.name, kind.as_str());
+                println!("added account {} ({})", added.name, added.kind.as_str());
                 Ok(())
             }
         }
         AccountCommand::List => {
-            let accounts = state::accounts(&db(concord)?).map_err(|e| e.to_string())?;
+            let accounts = concord.accounts().map_err(|e| e.to_string())?;
             if json {
                 return print_json(&accounts);
             }
@@ -286,47 +217,20 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
                     "removing {name:?} also removes its pairs; run again with --yes to confirm"
                 ));
             }
-            let conn = db(concord)?;
-            let pairs: Vec<String> = state::pairs(&conn)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|p| {
-                    let account = state::account(&conn, &name).ok().flatten().map(|a| a.id);
-                    account.is_some() && (p.a.account_id == account || p.b.account_id == account)
-                })
-                .map(|p| p.name)
-                .collect();
-            let mapped: Vec<String> = mapping::mappings(&conn)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|m| m.account == name)
-                .map(|m| m.name)
-                .collect();
-            for m in &mapped {
-                let _ = concord.engine().remove_schedule(&mapping::schedule_name(m));
-            }
-            if !state::remove_account(&conn, &name).map_err(|e| e.to_string())? {
-                return Err(format!("there is no account named {name:?}"));
-            }
-            for pair in &pairs {
-                let _ = concord.engine().remove_schedule(&run::schedule_name(pair));
-            }
-            if let Ok(secrets) = Secrets::system() {
-                let _ = secrets.delete_password(&name);
-            }
+            let pairs = concord.remove_account(&name).map_err(|e| e.to_string())?;
             println!("removed account {name} and {} pair(s)", pairs.len());
             Ok(())
         }
+        AccountCommand::Password { name } => {
+            concord
+                .set_password(&name, &read_password()?)
+                .map_err(|e| e.to_string())?;
+            println!("changed the password of {name}");
+            Ok(())
+        }
         AccountCommand::Discover { name } => {
-            let account = find_account(concord, &name)?;
-            let rt = runtime()?;
-            let found = rt
-                .block_on(mapping::discover_account(
-                    concord,
-                    &account,
-                    &SystemKeyring,
-                    DiscoveryOptions::from_env(false).nameserver,
-                ))
+            let found = runtime()?
+                .block_on(concord.discover(&name))
                 .map_err(|e| format!("{name}: {e}"))?;
             if json {
                 return print_json(&found);
@@ -367,149 +271,18 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
             Ok(())
         }
         AccountCommand::Test { name } => {
-            let account = find_account(concord, &name)?;
-            let answer = match account.kind {
-                StorageKind::Vdir => {
-                    let path = std::path::Path::new(&account.url);
-                    if path.is_dir() {
-                        Ok(format!("{name}: the folder {} is there", account.url))
-                    } else {
-                        Err(format!("{name}: {} is not a folder", account.url))
-                    }
-                }
-                StorageKind::Webcal => {
-                    let credentials = SystemKeyring
-                        .credentials(&account)
-                        .map_err(|e| e.to_string())?;
-                    let rt = runtime()?;
-                    rt.block_on(async {
-                        let feed = Webcal::new(&account.url, &credentials).map_err(|e| e.to_string())?;
-                        let listing = feed.changes(None).await.map_err(|e| format!("{name}: {e}"))?;
-                        Ok(format!(
-                            "{name}: the calendar answered with {} event(s), task(s) or journal entries",
-                            listing.changed.len()
-                        ))
-                    })
-                }
-                _ => {
-                    let credentials = SystemKeyring
-                        .credentials(&account)
-                        .map_err(|e| e.to_string())?;
-                    let allow_http = mapping::allows_http(&db(concord)?, account.id)
-                        .map_err(|e| e.to_string())?;
-                    let options = DiscoveryOptions::from_env(allow_http);
-                    let rt = runtime()?;
-                    let check = rt.block_on(discovery::check_connection(
-                        &account.url,
-                        &credentials,
-                        &options,
-                    ));
-                    if check.is_ok() {
-                        Ok(format!("{name}: {}", check.message()))
-                    } else {
-                        Err(format!("{name}: {}", check.message()))
-                    }
-                }
-            };
+            let test = runtime()?
+                .block_on(concord.test_account(&name))
+                .map_err(|e| e.to_string())?;
+            let message = format!("{name}: {}", test.message);
             if json {
-                let (ok, message) = match &answer {
-                    Ok(m) => (true, m.clone()),
-                    Err(m) => (false, m.clone()),
-                };
-                print_json(&serde_json::json!({ "ok": ok, "message": message }))?;
-                return if ok { Ok(()) } else { Err(message) };
+                print_json(&serde_json::json!({ "ok": test.ok, "message": message }))?;
+            } else if test.ok {
+                println!("{message}");
             }
-            answer.map(|m| println!("{m}"))
+            if test.ok { Ok(()) } else { Err(message) }
         }
     }
-}
-
-fn find_account(concord: &Concord, name: &str) -> Result<state::Account, String> {
-    state::account(&db(concord)?, name)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("there is no account named {name:?} (see `concord account list`)"))
-}
-
-/// A side of a new pair, resolved to its storage.
-struct Resolved {
-    id: i64,
-    kind: StorageKind,
-    item_kind: ItemKind,
-    location: String,
-}
-
-impl Resolved {
-    fn side<'a>(&'a self, label: &'a str) -> pairs::NewSide<'a> {
-        pairs::NewSide {
-            kind: self.kind,
-            item_kind: self.item_kind,
-            location: &self.location,
-            label,
-        }
-    }
-}
-
-/// Resolves a side spec to its storage; `other_contacts`: the other side holds contacts (for a
-/// folder, which could hold either).
-fn resolve_side(concord: &Concord, spec: &str, other_contacts: bool) -> Result<Resolved, String> {
-    let conn = db(concord)?;
-    let folder_kind = if other_contacts {
-        ItemKind::Contact
-    } else {
-        ItemKind::Calendar
-    };
-    let (account, kind, location) = if let Some(path) = spec.strip_prefix("dir:") {
-        let path = std::path::absolute(path).map_err(|e| format!("{path}: {e}"))?;
-        (None, StorageKind::Vdir, path.display().to_string())
-    } else {
-        let (name, collection) = match spec.split_once(':') {
-            // "https://..." is not ACCOUNT:COLLECTION
-            Some((name, rest)) if !rest.starts_with("//") => (name, Some(rest)),
-            _ => (spec, None),
-        };
-        let account = find_account(concord, name)?;
-        let (kind, location) = match (account.kind, collection) {
-            (StorageKind::Caldav | StorageKind::Carddav, Some(collection)) => {
-                let url = pairs::collection_url(&account, collection);
-                (pairs::collection_kind(&conn, &account, &url), url)
-            }
-            (StorageKind::Caldav | StorageKind::Carddav, None) => {
-                return Err(format!(
-                    "say which collection of {name}: {name}:/path/of/collection/ (see `concord account discover {name}`)"
-                ));
-            }
-            (kind, _) => (kind, account.url.clone()),
-        };
-        (Some(account.id), kind, location)
-    };
-    let item_kind = match kind {
-        StorageKind::Carddav => ItemKind::Contact,
-        StorageKind::Vdir => folder_kind,
-        StorageKind::Caldav | StorageKind::Webcal => ItemKind::Calendar,
-    };
-    let id = state::put_storage(&conn, account, kind, item_kind, &location, None)
-        .map_err(|e| e.to_string())?;
-    Ok(Resolved {
-        id,
-        kind,
-        item_kind,
-        location,
-    })
-}
-
-/// Whether a side spec names contacts (for the folder on the other side).
-fn spec_is_contacts(concord: &Concord, spec: &str) -> bool {
-    let Some((name, collection)) = spec.split_once(':') else {
-        return false;
-    };
-    let Ok(conn) = db(concord) else {
-        return false;
-    };
-    let Some(account) = state::account(&conn, name).ok().flatten() else {
-        return false;
-    };
-    let url = pairs::collection_url(&account, collection);
-    pairs::collection_kind(&conn, &account, &url) == StorageKind::Carddav
 }
 
 fn policy_of(arg: PolicyArg) -> ConflictPolicy {
@@ -529,61 +302,49 @@ fn direction_of(arg: DirectionArg) -> Direction {
     }
 }
 
-/// `concord pair add NAME --account ACCT --all --folder DIR`: the mapping, refreshed once now.
+/// When a new pair's first sync runs, in words.
+fn first_sync(concord: &Concord, name: &str) -> String {
+    let running = concord.engine().live_workers().is_ok_and(|w| !w.is_empty());
+    if running {
+        "its first sync runs now in the background".to_owned()
+    } else {
+        format!("sync it now with `concord sync {name}` (or start `concord daemon`)")
+    }
+}
+
+/// `concord pair add NAME --account ACCT --all --folder DIR`: the mapping, listed once now.
 fn add_mapping(concord: &Concord, add: &PairAdd, json: bool) -> Result<(), String> {
-    let account_name = add.account.as_deref().unwrap_or_default();
-    let account = find_account(concord, account_name)?;
-    if !matches!(account.kind, StorageKind::Caldav | StorageKind::Carddav) {
-        return Err(format!(
-            "{account_name} is a {} account: --all needs a CalDAV/CardDAV server",
-            account.kind.as_str()
-        ));
-    }
-    let folder = std::path::absolute(add.folder.as_deref().unwrap_or_default())
-        .map_err(|e| format!("{:?}: {e}", add.folder))?;
-    {
-        let conn = db(concord)?;
-        if state::pair(&conn, &add.name)
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            return Err(format!("there is already a pair named {:?}", add.name));
-        }
-        mapping::add_mapping(
-            &conn,
-            &add.name,
-            account.id,
-            &folder,
-            direction_of(add.direction),
-            policy_of(add.conflicts),
-            add.every_minutes.max(1),
-        )
-        .map_err(|e| format!("adding {:?}: {e}", add.name))?;
-    }
-    mapping::schedule(
-        concord.engine(),
-        &add.name,
-        Duration::from_secs(add.every_minutes.max(1) * 60),
-    )
-    .map_err(|e| e.to_string())?;
-    let rt = runtime()?;
-    let refreshed = rt.block_on(mapping::refresh(concord, &add.name, &SystemKeyring));
+    let account = add.account.as_deref().unwrap_or_default();
+    let folder = add.folder.as_deref().map(PathBuf::from);
+    let settings = PairSettings {
+        direction: direction_of(add.direction),
+        conflicts: policy_of(add.conflicts),
+        every_minutes: add.every_minutes,
+    };
+    let (made, refreshed) = runtime()?
+        .block_on(concord.add_all_collections(
+            Some(&add.name),
+            account,
+            folder.as_deref(),
+            Some(settings),
+        ))
+        .map_err(|e| e.to_string())?;
     if json {
         let (refresh, error) = match &refreshed {
             Ok(r) => (Some(r), None),
             Err(e) => (None, Some(e.to_string())),
         };
         return print_json(&serde_json::json!({
-            "name": add.name, "all_collections_of": account.name,
-            "folder": folder.display().to_string(), "refresh": refresh, "error": error,
+            "name": made.name, "all_collections_of": made.account,
+            "folder": made.folder, "refresh": refresh, "error": error,
         }));
     }
     println!(
-        "paired all collections of {} into {}; they sync every {} min, or now with `concord sync {}`",
-        account.name,
-        folder.display(),
-        add.every_minutes,
-        add.name
+        "paired all collections of {} into {}; they sync every {} min; {}",
+        made.account,
+        made.folder,
+        made.every_minutes,
+        first_sync(concord, &made.name)
     );
     match refreshed {
         Ok(r) => {
@@ -608,68 +369,69 @@ pub fn run_pair(concord: &Concord, cmd: PairCommand, json: bool) -> Result<(), S
                         .to_owned(),
                 );
             };
-            let a = resolve_side(concord, spec_a, spec_is_contacts(concord, spec_b))?;
-            let b = resolve_side(concord, spec_b, spec_is_contacts(concord, spec_a))?;
-            if let Some(problem) = pairs::pairing_problem(a.side(spec_a), b.side(spec_b)) {
-                return Err(problem);
-            }
+            let side = |spec: &str| spec.parse::<SideSpec>().map_err(|e| e.to_string());
             let direction = match add.direction {
-                DirectionArg::TwoWay => pairs::default_direction(a.kind, b.kind)?,
-                other => direction_of(other),
+                DirectionArg::TwoWay => None,
+                other => Some(direction_of(other)),
             };
-            let policy = policy_of(add.conflicts);
-            let conn = db(concord)?;
-            state::add_pair(&conn, &add.name, a.id, b.id, direction, policy)
+            let pair = concord
+                .add_pair(NewPair {
+                    name: Some(add.name.clone()),
+                    a: side(spec_a)?,
+                    b: side(spec_b)?,
+                    direction,
+                    conflicts: policy_of(add.conflicts),
+                    every_minutes: Some(add.every_minutes),
+                })
                 .map_err(|e| format!("adding pair {:?}: {e}", add.name))?;
-            run::schedule(
-                concord.engine(),
-                &add.name,
-                Duration::from_secs(add.every_minutes.max(1) * 60),
-            )
-            .map_err(|e| e.to_string())?;
             if json {
                 print_json(
-                    &serde_json::json!({ "name": add.name, "direction": direction.as_str() }),
+                    &serde_json::json!({ "name": pair.name, "direction": pair.direction.as_str() }),
                 )
             } else {
                 println!(
-                    "paired {} ({}); it syncs every {} min, or now with `concord sync {}`",
-                    add.name,
-                    direction.as_str(),
+                    "paired {} ({}); it syncs every {} min; {}",
+                    pair.name,
+                    pair.direction.as_str(),
                     add.every_minutes,
-                    add.name
+                    first_sync(concord, &pair.name)
                 );
                 Ok(())
             }
         }
         PairCommand::List => {
-            let conn = db(concord)?;
-            let pairs = state::pairs(&conn).map_err(|e| e.to_string())?;
-            let mappings = mapping::mappings(&conn).map_err(|e| e.to_string())?;
+            let pairs = concord.pair_rows().map_err(|e| e.to_string())?;
+            let mappings = concord.mappings().map_err(|e| e.to_string())?;
+            let status = concord.status().map_err(|e| e.to_string())?;
             if json {
-                return print_json(&serde_json::json!({ "pairs": pairs, "mappings": mappings }));
+                return print_json(&serde_json::json!({
+                    "pairs": pairs, "mappings": mappings, "health": status.health,
+                }));
             }
+            let said = |name: &str| {
+                status
+                    .health
+                    .iter()
+                    .find(|h| h.name == name && h.kind != concord_core::SubjectKind::Feed)
+                    .map_or_else(String::new, |h| h.said.clone())
+            };
             if pairs.is_empty() && mappings.is_empty() {
                 println!("no pairs yet: add one with `concord pair add NAME --a ... --b ...`");
             }
             for m in &mappings {
-                let state = match (&m.last_error, m.last_refresh_at_ms) {
-                    (Some(err), _) => format!("error: {err}"),
-                    (None, Some(_)) => format!("{} collection(s)", m.pairs.len()),
-                    (None, None) => "not discovered yet".to_owned(),
-                };
                 println!(
-                    "{}  [all collections of {} -> {}/]  [{}]  {state}",
+                    "{}  [all collections of {} -> {}/]  [{}]  {}",
                     m.name,
                     m.account,
                     m.folder,
-                    m.direction.as_str()
+                    m.direction.as_str(),
+                    said(&m.name)
                 );
                 for p in &m.pairs {
                     let gone = if p.gone_since_ms.is_some() {
-                        "  GONE from the server (folder kept, not synced)"
+                        "  GONE from the server (folder kept, not synced)".to_owned()
                     } else {
-                        ""
+                        format!("  {}", said(&p.pair))
                     };
                     println!(
                         "    {}  {} <-> {}{gone}",
@@ -681,30 +443,20 @@ pub fn run_pair(concord: &Concord, cmd: PairCommand, json: bool) -> Result<(), S
                 .iter()
                 .flat_map(|m| m.pairs.iter().map(|p| p.pair.as_str()))
                 .collect();
-            for p in pairs {
-                if mapped.contains(p.name.as_str()) {
-                    continue;
-                }
-                let side = |s: &StorageConfig| format!("{} {}", s.kind.as_str(), s.location);
-                let state = match (&p.stopped_reason, &p.last_error, p.last_sync_at_ms) {
-                    (Some(reason), _, _) => format!("stopped: {reason}"),
-                    (None, Some(err), _) => format!("error: {err}"),
-                    (None, None, Some(_)) => "synced".to_owned(),
-                    (None, None, None) => "not synced yet".to_owned(),
-                };
-                println!("{}  [{}]  {state}", p.name, p.direction.as_str());
-                println!("    a: {}", side(&p.a));
-                println!("    b: {}", side(&p.b));
+            for p in pairs.iter().filter(|p| !mapped.contains(p.name.as_str())) {
+                println!("{}  [{}]  {}", p.name, p.direction.as_str(), said(&p.name));
+                println!("    a: {} {}", p.a.kind.as_str(), p.a.location);
+                println!("    b: {} {}", p.b.kind.as_str(), p.b.location);
             }
             Ok(())
         }
         PairCommand::Remove { name } => {
-            match pairs::remove(concord, &name).map_err(|e| e.to_string())? {
-                pairs::Removed::Mapping { pairs } => println!(
+            match concord.remove_pair(&name).map_err(|e| e.to_string())? {
+                Removed::Mapping { pairs } => println!(
                     "removed {name} and its {} pair(s); the folders and collections stay",
                     pairs.len()
                 ),
-                pairs::Removed::Pair => println!("removed pair {name}"),
+                Removed::Pair => println!("removed pair {name}"),
             }
             Ok(())
         }
@@ -713,96 +465,22 @@ pub fn run_pair(concord: &Concord, cmd: PairCommand, json: bool) -> Result<(), S
 
 pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), String> {
     let rt = runtime()?;
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    let mut refreshes = Vec::new();
-    let (mappings, all_pairs) = {
-        let conn = db(concord)?;
-        (
-            mapping::mappings(&conn).map_err(|e| e.to_string())?,
-            state::pairs(&conn).map_err(|e| e.to_string())?,
-        )
+    let options = SyncOptions {
+        dry_run: args.dry_run,
+        allow_deletes: args.allow_deletes,
     };
-    // An "all collections" pair first finds new and vanished collections (not on a dry run,
-    // which writes nothing), then syncs each collection's pair.
-    let chosen: Vec<&mapping::Mapping> = mappings
-        .iter()
-        .filter(|m| args.pairs.is_empty() || args.pairs.contains(&m.name))
-        .collect();
-    let mut gone: std::collections::BTreeSet<String> = mappings
-        .iter()
-        .flat_map(|m| m.pairs.iter())
-        .filter(|p| p.gone_since_ms.is_some())
-        .map(|p| p.pair.clone())
-        .collect();
-    let mut pairs: Vec<String> = Vec::new();
-    for m in &chosen {
-        if args.dry_run {
-            pairs.extend(m.pairs.iter().map(|p| p.pair.clone()));
-            continue;
-        }
-        match rt.block_on(mapping::refresh(concord, &m.name, &SystemKeyring)) {
-            Ok(refresh) => {
-                for p in &refresh.active {
-                    gone.remove(p);
-                }
-                gone.extend(
-                    m.pairs
-                        .iter()
-                        .filter(|p| !refresh.active.contains(&p.pair))
-                        .map(|p| p.pair.clone()),
-                );
-                pairs.extend(refresh.active.iter().cloned());
-                refreshes.push(refresh);
-            }
-            Err(err) => failures.push(format!("{}: {err}", m.name)),
-        }
-    }
-    if args.pairs.is_empty() {
-        let mapped: std::collections::BTreeSet<&str> = mappings
-            .iter()
-            .flat_map(|m| m.pairs.iter().map(|p| p.pair.as_str()))
-            .collect();
-        pairs.extend(
-            all_pairs
-                .iter()
-                .filter(|p| !mapped.contains(p.name.as_str()))
-                .map(|p| p.name.clone()),
-        );
-    } else {
-        pairs.extend(
-            args.pairs
-                .iter()
-                .filter(|name| !mappings.iter().any(|m| &&m.name == name))
-                .cloned(),
-        );
-    }
-    pairs.retain(|p| !gone.contains(p));
-    for pair in pairs {
-        let result = rt.block_on(async {
-            if args.dry_run {
-                let options = SyncOptions {
-                    dry_run: true,
-                    allow_deletes: args.allow_deletes,
-                };
-                sync_pair(concord, &pair, &SystemKeyring, &options).await
-            } else {
-                sync_durably(concord, &pair, Arc::new(SystemKeyring), args.allow_deletes).await
-            }
-        });
-        match result {
-            Ok(report) => reports.push(report),
-            Err(err) => failures.push(format!("{pair}: {err}")),
-        }
-    }
+    let done = rt
+        .block_on(concord.sync_here(&args.pairs, &options))
+        .map_err(|e| e.to_string())?;
     // Everything ran: the runtime's idle threads are not waited for on the way out.
     rt.shutdown_background();
     if json {
-        print_json(&serde_json::json!({
-            "reports": reports, "errors": failures, "collections": refreshes,
-        }))?;
+        print_json(&done)?;
     } else {
-        for refresh in &refreshes {
+        if done.while_paused && !args.dry_run {
+            println!("syncing is paused: these ran because you asked; it stays paused");
+        }
+        for refresh in &done.collections {
             for pair in &refresh.created {
                 println!("{}: new collection, paired as {pair}", refresh.mapping);
             }
@@ -810,20 +488,20 @@ pub fn run_sync(concord: &Concord, args: SyncArgs, json: bool) -> Result<(), Str
                 println!("{}: {line}", refresh.mapping);
             }
         }
-        for report in &reports {
+        for report in &done.reports {
             print_report(report);
         }
-        for failure in &failures {
+        for failure in &done.errors {
             eprintln!("{failure}");
         }
     }
-    let stopped = reports.iter().filter(|r| r.stopped.is_some()).count();
-    if failures.is_empty() && stopped == 0 {
+    let stopped = done.stopped();
+    if done.errors.is_empty() && stopped == 0 {
         Ok(())
     } else {
         Err(format!(
             "{} pair(s) failed, {stopped} stopped and waiting for you",
-            failures.len()
+            done.errors.len()
         ))
     }
 }
@@ -928,7 +606,7 @@ fn print_report(r: &Report) {
 }
 
 pub fn run_history(concord: &Concord, item: &str, json: bool) -> Result<(), String> {
-    let versions = state::history(&db(concord)?, item).map_err(|e| e.to_string())?;
+    let versions = concord.history(item).map_err(|e| e.to_string())?;
     if json {
         return print_json(&versions);
     }
@@ -954,7 +632,7 @@ pub fn run_history(concord: &Concord, item: &str, json: bool) -> Result<(), Stri
 pub fn run_restore(concord: &Concord, version: i64, json: bool) -> Result<(), String> {
     let rt = runtime()?;
     let message = rt
-        .block_on(run::restore(concord, version, &SystemKeyring))
+        .block_on(concord.restore(version))
         .map_err(|e| e.to_string())?;
     if json {
         print_json(&serde_json::json!({ "restored": version, "message": message }))
@@ -967,7 +645,7 @@ pub fn run_restore(concord: &Concord, version: i64, json: bool) -> Result<(), St
 pub fn run_quarantine(concord: &Concord, cmd: QuarantineCommand, json: bool) -> Result<(), String> {
     match cmd {
         QuarantineCommand::List => {
-            let items = state::quarantined(&db(concord)?).map_err(|e| e.to_string())?;
+            let items = concord.quarantined().map_err(|e| e.to_string())?;
             if json {
                 return print_json(&items);
             }

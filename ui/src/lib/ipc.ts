@@ -615,6 +615,13 @@ export async function onStatusChanged(handler: (status: Status) => void): Promis
 /** Rust commands reject with a plain string; anything else is turned into one. */
 export function errorMessage(error: unknown): string {
   if (typeof error === 'string' && error.trim() !== '') return error;
+  // Core's typed errors cross as `{ kind, message }`, their sentence in lower case first.
+  if (typeof error === 'object' && error !== null && 'message' in error) {
+    const message = (error as { message: unknown }).message;
+    if (typeof message === 'string' && message.trim() !== '') {
+      return message.charAt(0).toUpperCase() + message.slice(1);
+    }
+  }
   if (error instanceof Error && error.message !== '') return error.message;
   return 'Concord gave no reason.';
 }

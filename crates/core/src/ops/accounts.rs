@@ -225,6 +225,22 @@ impl Concord {
         Ok(mapping::discover_account(self, &account, &SystemKeyring, options.nameserver).await?)
     }
 
+    /// The calendars and address books discovery last found on a server account, without
+    /// asking the server (none before its first discovery); vanished ones are left out. A
+    /// webcal or vdir account is its one collection.
+    pub fn known_collections(&self, name: &str) -> Result<Vec<Collection>, OpError> {
+        let account = self.account(name)?;
+        if matches!(account.kind, StorageKind::Vdir | StorageKind::Webcal) {
+            return Ok(single_collection(&account).collections);
+        }
+        let conn = self.database().connect()?;
+        Ok(mapping::stored_collections(&conn, account.id)?
+            .into_iter()
+            .filter(|(_, gone_since)| gone_since.is_none())
+            .map(|(c, _)| c)
+            .collect())
+    }
+
     /// How discovery may reach an account: plain http only to this machine or where the
     /// person allowed it; `CONCORD_NAMESERVER` picks the DNS server.
     fn discovery_options(&self, account: &Account) -> Result<DiscoveryOptions, OpError> {
@@ -297,7 +313,8 @@ fn account_url(
             Ok((url, None))
         }
         StorageKind::Caldav | StorageKind::Carddav => {
-            let start = discovery::parse_input(typed).map_err(|e| OpError::Invalid(e.to_string()))?;
+            let start =
+                discovery::parse_input(typed).map_err(|e| OpError::Invalid(e.to_string()))?;
             let loopback = start.url.host().is_some_and(discovery::is_loopback_host);
             if start.url.scheme_str() == Some("http") && !insecure_http && !loopback {
                 return Err(plain_http(&start.url.to_string()));

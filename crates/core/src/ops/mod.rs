@@ -4,6 +4,7 @@
 //! format; the rules, the defaults and the SQL are here and below.
 
 mod accounts;
+mod items;
 mod names;
 mod pairs;
 
@@ -12,7 +13,7 @@ use serde::ser::SerializeStruct;
 
 pub use accounts::{ConnectionTest, NewAccount};
 pub use pairs::{
-    EVERY_MINUTES_MAX, EVERY_MINUTES_MIN, NewPair, PairRow, PairSettings, PairSide,
+    EVERY_MINUTES_MAX, EVERY_MINUTES_MIN, MappingRow, NewPair, PairRow, PairSettings, PairSide,
     SYNC_INTERVAL_DEFAULT, SideSpec, SyncAll,
 };
 

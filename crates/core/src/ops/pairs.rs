@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{OpError, names};
 use crate::Concord;
-use crate::sync::accounts::mapping::{self, Mapping, Refresh};
+use crate::sync::accounts::mapping::{self, Mapping, MappingReport, Refresh};
 use crate::sync::accounts::pairs::{self, NewSide};
 use crate::sync::item::ItemKind;
 use crate::sync::state::{self, ConflictPolicy, Direction, Pair, StorageConfig, StorageKind};
@@ -115,6 +115,17 @@ pub struct PairRow {
     pub items: i64,
     pub conflicts: usize,
     pub quarantined: usize,
+}
+
+/// An "all collections" mapping with its schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct MappingRow {
+    #[serde(flatten)]
+    pub mapping: Mapping,
+    /// When its schedule refreshes and syncs it next; None without a schedule.
+    pub next_sync_at_ms: Option<i64>,
+    /// Why its schedule waits for the person, if it does.
+    pub attention: Option<String>,
 }
 
 /// What [`Concord::sync_here`] did: each pair's report, what failed, and what the "all
@@ -384,6 +395,37 @@ impl Concord {
 
     pub fn mappings(&self) -> Result<Vec<Mapping>, OpError> {
         Ok(mapping::mappings(&self.database().connect()?)?)
+    }
+
+    /// The "all collections" mappings with their schedules.
+    pub fn mapping_rows(&self) -> Result<Vec<MappingRow>, OpError> {
+        let schedules = self.engine().schedules()?;
+        Ok(self
+            .mappings()?
+            .into_iter()
+            .map(|m| {
+                let schedule = schedules
+                    .iter()
+                    .find(|s| s.schedule.name == mapping::schedule_name(&m.name));
+                MappingRow {
+                    next_sync_at_ms: schedule.map(|s| s.next_fire_at_ms),
+                    attention: schedule.and_then(|s| s.attention.clone()),
+                    mapping: m,
+                }
+            })
+            .collect())
+    }
+
+    /// Sync now, all collections of an account: lists them (pairing new ones, reporting
+    /// vanished ones), then syncs each collection's pair here.
+    pub async fn sync_mapping(&self, name: &str) -> Result<MappingReport, OpError> {
+        Ok(mapping::sync_mapping(self, name, Arc::new(SystemKeyring), false).await?)
+    }
+
+    /// Sync now, one pair, here, waiting for it (up to a minute; a longer one goes on in the
+    /// background). `allow_deletes` is the person's go-ahead past a safety stop, this once.
+    pub async fn sync_one(&self, name: &str, allow_deletes: bool) -> Result<Report, OpError> {
+        Ok(sync_durably(self, name, Arc::new(SystemKeyring), allow_deletes).await?)
     }
 
     /// Syncs pairs here and waits for them (`concord sync`): the named ones, or all. An "all

@@ -882,7 +882,7 @@ impl ConnectionCheck {
         matches!(self, ConnectionCheck::Connected { .. })
     }
 
-    /// One sentence for the person.
+    /// One sentence for the person, the same in the window and on the command line.
     pub fn message(&self) -> String {
         match self {
             ConnectionCheck::Connected { principal, via } => {
@@ -891,20 +891,20 @@ impl ConnectionCheck {
                     FoundVia::WellKnown => "through the server's well-known address",
                     FoundVia::Srv => "through DNS (SRV)",
                 };
-                format!("connected: signed in as principal {principal} (found {via})")
+                format!("Connected: signed in as {principal} (found {via})")
             }
             ConnectionCheck::WrongPassword { url } => {
-                format!("the server at {url} rejected the username or password")
+                format!("Wrong username or password: the server at {url} refused them")
             }
             ConnectionCheck::NotDav { detail } => {
-                format!("the server answered, but it is not a CalDAV or CardDAV server: {detail}")
+                format!("Not a CalDAV/CardDAV server, or not here: {detail}")
             }
             ConnectionCheck::CertificateProblem { detail } => format!(
-                "the server's TLS certificate is not trusted (expired, self-signed, or for another \
+                "Certificate problem: the server's TLS certificate is not trusted (expired, self-signed, or for another \
                  name): {detail}"
             ),
             ConnectionCheck::Unreachable { detail } => {
-                format!("the server could not be reached: {detail}")
+                format!("Cannot reach the server: {detail}")
             }
             ConnectionCheck::BadAddress { detail } => detail.clone(),
         }
