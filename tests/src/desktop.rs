@@ -128,6 +128,70 @@ pub fn concord_ok(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &st
     stdout
 }
 
+/// Adds the CalDAV account `account` on `server` with `concord account add` (its password goes
+/// to the session's keyring) and pairs the server's calendar with the folder `folder` as the
+/// pair `pair` with `concord pair add`, as a person types them.
+pub fn pair_calendar_with_folder(
+    data_dir: &Path,
+    server: &crate::servers::DavServer,
+    account: &str,
+    pair: &str,
+    folder: &Path,
+) {
+    let base_url = server.base_url();
+    let add_account = [
+        "account",
+        "add",
+        account,
+        "--url",
+        &base_url,
+        "--username",
+        server.username(),
+        "--password-stdin",
+    ];
+    concord_ok(
+        data_dir,
+        &add_account,
+        &format!("{}\n", server.password()),
+        &[],
+    );
+    let a = format!("{account}:{}", server.calendar_url());
+    let b = format!("dir:{}", folder.display());
+    concord_ok(
+        data_dir,
+        &["pair", "add", pair, "--a", &a, "--b", &b],
+        "",
+        &[],
+    );
+}
+
+/// Polls `check` until it is `Ok`, failing with its last error after `timeout`.
+pub async fn until<T>(
+    what: &str,
+    timeout: Duration,
+    check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    match poll(timeout, check).await {
+        Ok(value) => value,
+        Err(error) => panic!("not {what} after {timeout:?}: {error}"),
+    }
+}
+
+/// Polls `check` until it is `Ok`; its last error once `timeout` has passed.
+async fn poll<T>(
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(error) if Instant::now() >= deadline => return Err(error),
+            Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+        }
+    }
+}
+
 /// The process id of the app WebDriver launched on `data_dir`: the process running
 /// [`app_binary`] with `CONCORD_DATA_DIR` set to it (tauri-driver passes its environment on), so
 /// a test can watch that app's tray too.
@@ -306,17 +370,14 @@ impl RunningApp {
         timeout: Duration,
         mut check: impl AsyncFnMut() -> Result<T, String>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let polled = poll(timeout, async || {
             self.assert_running(&format!("while waiting until {what}"));
-            let error = match check().await {
-                Ok(value) => return value,
-                Err(error) => error,
-            };
-            if Instant::now() >= deadline {
-                self.fail(format!("not {what} after {timeout:?}: {error}"));
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
+            check().await
+        })
+        .await;
+        match polled {
+            Ok(value) => value,
+            Err(error) => self.fail(format!("not {what} after {timeout:?}: {error}")),
         }
     }
 }
@@ -443,6 +504,34 @@ impl Tray {
         std::fs::read(&path).map_err(|e| format!("the tray icon {}: {e}", path.display()))
     }
 
+    /// `Ok` if the tray shows the shipped `icons/tray-STATE.png` (one of
+    /// [`TRAY_ICON_STATES`]), pixel for pixel; else which icon it shows.
+    pub async fn icon_is(&self, state: &str) -> Result<(), String> {
+        let shown = decode_png(&self.icon().await?)?;
+        if shown == shipped_tray_icon(state)? {
+            return Ok(());
+        }
+        let other = TRAY_ICON_STATES
+            .iter()
+            .find(|other| shipped_tray_icon(other).is_ok_and(|icon| icon == shown));
+        Err(match other {
+            Some(other) => format!("it shows the {other} icon, not the {state} one"),
+            None => format!(
+                "it shows none of the shipped icons ({}x{}), not the {state} one",
+                shown.width, shown.height
+            ),
+        })
+    }
+
+    /// The first line of the menu (the status line), once there is one.
+    pub async fn status_line(&self) -> Result<String, String> {
+        let labels = self.labels().await?;
+        labels
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the menu is empty".to_owned())
+    }
+
     /// The menu's top-level entries, in order.
     pub async fn menu(&self) -> Result<Vec<MenuEntry>, String> {
         type Layout = (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>);
@@ -493,6 +582,45 @@ impl Tray {
             .map_err(|e| format!("Event({}, clicked) on {label:?}: {e}", entry.id))?;
         Ok(())
     }
+}
+
+/// The states the app has a tray icon for: `icons/tray-STATE.png`.
+pub const TRAY_ICON_STATES: [&str; 5] = ["idle", "syncing", "attention", "error", "paused"];
+
+/// An image as RGBA pixels. (The app hands libayatana the shipped PNG decoded; it writes a PNG
+/// of its own, so the pixels compare and the bytes do not.)
+#[derive(PartialEq, Eq)]
+struct Pixels {
+    width: u32,
+    height: u32,
+    rgba: Vec<u8>,
+}
+
+/// `icons/tray-STATE.png` of this workspace, decoded.
+fn shipped_tray_icon(state: &str) -> Result<Pixels, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../icons/tray-{state}.png"));
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    decode_png(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn decode_png(bytes: &[u8]) -> Result<Pixels, String> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| format!("not a PNG: {e}"))?;
+    let size = reader.output_buffer_size().ok_or("the PNG is too large")?;
+    let mut rgba = vec![0; size];
+    let frame = reader
+        .next_frame(&mut rgba)
+        .map_err(|e| format!("a broken PNG: {e}"))?;
+    if frame.color_type != png::ColorType::Rgba {
+        return Err(format!("a PNG in {:?}, not RGBA", frame.color_type));
+    }
+    rgba.truncate(frame.buffer_size());
+    Ok(Pixels {
+        width: frame.width,
+        height: frame.height,
+        rgba,
+    })
 }
 
 /// How long a D-Bus call may take while searching: some of the app's connections (GTK's,
@@ -776,6 +904,21 @@ impl WebDriver {
         }
     }
 
+    /// The tray of the app a [`WebDriver::session`] launched, found by its process.
+    pub async fn tray(&self) -> Tray {
+        let data_dir = self.data_dir.path();
+        let pid = until("the app is running", STARTUP_TIMEOUT, async || {
+            app_pid_on(data_dir)
+        })
+        .await;
+        until(
+            "the app's tray is on the bus",
+            STARTUP_TIMEOUT,
+            async || Tray::find(pid).await,
+        )
+        .await
+    }
+
     /// A WebDriver session on the app: capabilities exactly `{"tauri:options": {"application"}}`
     /// (anything more, such as `browserName`, fails to match WebKitWebDriver).
     pub async fn session(&self) -> fantoccini::Client {
@@ -943,6 +1086,15 @@ impl NotificationWatch {
     /// How many `Notify` calls were made so far.
     pub fn count(&self) -> usize {
         self.text().matches("member=Notify").count()
+    }
+
+    /// How many `Notify` calls so far mention `text` (in their summary or body).
+    pub fn count_mentioning(&self, text: &str) -> usize {
+        self.text()
+            .split("member=Notify")
+            .skip(1)
+            .filter(|call| call.contains(text))
+            .count()
     }
 
     /// Waits up to `timeout` until a notification mentions `expected`; returns what was seen.

@@ -150,35 +150,7 @@ impl DavServer {
             .map_err(|err| failed(format!("{kind}: creating a temporary directory: {err}")))?;
         let port = free_port().map_err(|err| failed(format!("{kind}: finding a port: {err}")))?;
         let password = fresh_password();
-        let mut command = Command::new(program);
-        match kind {
-            ServerKind::Radicale => {
-                let config = radicale_config(dir.path(), port, &password)
-                    .map_err(|err| failed(format!("radicale: writing its config: {err}")))?;
-                command.arg("--config").arg(config);
-            }
-            ServerKind::Xandikos => {
-                command
-                    .args(["serve", "--defaults", "--no-detect-systemd"])
-                    .arg("--directory")
-                    .arg(dir.path().join("data"))
-                    .arg("--state-dir")
-                    .arg(dir.path().join("state"))
-                    .args(["--listen-address", "127.0.0.1", "--port"])
-                    .arg(port.to_string());
-            }
-        }
-        let stdout = log_file(dir.path(), "stdout")?;
-        let stderr = log_file(dir.path(), "stderr")?;
-        let child = command
-            .current_dir(dir.path())
-            .env("HOME", dir.path())
-            .env("XDG_DATA_HOME", dir.path().join("state"))
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .map_err(|err| failed(format!("{kind}: starting {}: {err}", program.display())))?;
+        let child = spawn(kind, program, dir.path(), port, &password)?;
         // From here on, dropping `server` kills the child.
         let mut server = DavServer {
             kind,
@@ -195,6 +167,55 @@ impl DavServer {
                 .map_err(Start::Failed)?;
         }
         Ok(server)
+    }
+
+    /// Stops the server as a crash or an outage looks to its clients: the process is killed
+    /// and nothing listens on its port any more. Its storage stays for [`DavServer::start_again`].
+    pub fn stop(&mut self) -> Result<(), FixtureError> {
+        let kind = self.kind;
+        let pid = self.child.id();
+        self.child
+            .kill()
+            .map_err(|err| FixtureError(format!("{kind}: killing pid {pid}: {err}")))?;
+        self.child
+            .wait()
+            .map_err(|err| FixtureError(format!("{kind}: waiting for pid {pid}: {err}")))?;
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port, with the same storage and password;
+    /// returns once it listens. (Another process may have taken the port meanwhile: then this
+    /// fails, saying so.)
+    pub fn start_again(&mut self) -> Result<(), FixtureError> {
+        let program = venv_bin(self.kind.name())?;
+        let start = |start: Start| match start {
+            Start::PortTaken(err) | Start::Failed(err) => err,
+        };
+        self.child = spawn(
+            self.kind,
+            &program,
+            self.dir.path(),
+            self.port,
+            &self.password,
+        )
+        .map_err(start)?;
+        self.wait_until_listening().map_err(start)
+    }
+
+    /// PUTs `ics` into the calendar as `NAME.ics`, as another client would; fails unless the
+    /// server answers 2xx.
+    pub fn put_into_calendar(&self, name: &str, ics: &str) -> Result<(), FixtureError> {
+        let path = format!("{}{name}.ics", self.layout.calendar);
+        let status = self.request_with("PUT", &path, "text/calendar; charset=utf-8", ics)?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(FixtureError(format!(
+                "{}: PUT {path} answered {status}; its stderr:\n{}",
+                self.kind,
+                self.stderr()
+            )))
+        }
     }
 
     pub fn kind(&self) -> ServerKind {
@@ -338,6 +359,17 @@ impl DavServer {
 
     /// One authenticated HTTP/1.1 request with an XML body; returns the status code.
     fn request(&self, method: &str, path: &str, body: &str) -> Result<u16, FixtureError> {
+        self.request_with(method, path, "application/xml; charset=utf-8", body)
+    }
+
+    /// One authenticated HTTP/1.1 request with a body of `content_type`; returns the status.
+    fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Result<u16, FixtureError> {
         let what = format!("{}: {method} {path}", self.kind);
         let io = |err: std::io::Error| FixtureError(format!("{what}: {err}"));
         let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).map_err(io)?;
@@ -348,7 +380,7 @@ impl DavServer {
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
              Authorization: Basic {credentials}\r\n\
-             Content-Type: application/xml; charset=utf-8\r\nContent-Length: {length}\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {length}\r\n\
              Connection: close\r\n\r\n{body}",
             port = self.port,
             length = body.len(),
@@ -424,8 +456,52 @@ fn fresh_password() -> String {
     format!("pw-{}-{nanos}", std::process::id())
 }
 
+/// The server's log `name` in `dir`, appended to (a server started again keeps its first log).
 fn log_file(dir: &Path, name: &str) -> Result<File, Start> {
-    File::create(dir.join(name)).map_err(|err| failed(format!("creating {name} log: {err}")))
+    File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+        .map_err(|err| failed(format!("opening its {name} log: {err}")))
+}
+
+/// Starts the server process of `kind` on `port`, its storage, config and logs in `dir`.
+fn spawn(
+    kind: ServerKind,
+    program: &Path,
+    dir: &Path,
+    port: u16,
+    password: &str,
+) -> Result<Child, Start> {
+    let mut command = Command::new(program);
+    match kind {
+        ServerKind::Radicale => {
+            let config = radicale_config(dir, port, password)
+                .map_err(|err| failed(format!("radicale: writing its config: {err}")))?;
+            command.arg("--config").arg(config);
+        }
+        ServerKind::Xandikos => {
+            command
+                .args(["serve", "--defaults", "--no-detect-systemd"])
+                .arg("--directory")
+                .arg(dir.join("data"))
+                .arg("--state-dir")
+                .arg(dir.join("state"))
+                .args(["--listen-address", "127.0.0.1", "--port"])
+                .arg(port.to_string());
+        }
+    }
+    let stdout = log_file(dir, "stdout")?;
+    let stderr = log_file(dir, "stderr")?;
+    command
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("XDG_DATA_HOME", dir.join("state"))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .map_err(|err| failed(format!("{kind}: starting {}: {err}", program.display())))
 }
 
 fn radicale_config(dir: &Path, port: u16, password: &str) -> std::io::Result<PathBuf> {

@@ -209,23 +209,11 @@ impl Fixture {
     }
 
     pub fn vdir_items(&self) -> Vec<(PathBuf, String)> {
-        let mut out: Vec<_> = fs::read_dir(&self.vdir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == self.kind.extension()))
-            .map(|p| {
-                let body = fs::read_to_string(&p).unwrap();
-                (p, body)
-            })
-            .collect();
-        out.sort();
-        out
+        folder_items(&self.vdir, self.kind.extension())
     }
 
     pub fn vdir_item(&self, uid: &str) -> Option<(PathBuf, String)> {
-        self.vdir_items()
-            .into_iter()
-            .find(|(_, body)| body.contains(&format!("UID:{uid}")))
+        folder_item(&self.vdir, self.kind.extension(), uid)
     }
 
     pub fn vdir_write(&self, name: &str, body: &str) {
@@ -242,6 +230,33 @@ impl Fixture {
             .map(Result::unwrap)
             .collect()
     }
+}
+
+/// The files of a vdir folder with `extension` ("ics", "vcf") and their text, by path; none
+/// while the folder does not exist yet.
+pub fn folder_items(dir: &Path, extension: &str) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .filter_map(|p| match fs::read_to_string(&p) {
+            Ok(body) => Some((p, body)),
+            // Replaced by a sync running now, between listing and reading.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => panic!("reading {}: {err}", p.display()),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The item of `uid` in the vdir folder `dir`, if it is there.
+pub fn folder_item(dir: &Path, extension: &str, uid: &str) -> Option<(PathBuf, String)> {
+    folder_items(dir, extension)
+        .into_iter()
+        .find(|(_, body)| body.contains(&format!("UID:{uid}")))
 }
 
 pub fn write_atomically(path: &Path, body: &str) {

@@ -1,7 +1,8 @@
 //! A job that stops and needs the person raises one desktop notification and marks the tray,
 //! in the real app under the test session (run inside `tests/desktop-session.sh`, as
 //! `make test` does). The job here is a pair of vdir folders whose one side was emptied: the
-//! safety guard stops the pair and asks, as it would for a server that suddenly lists nothing.
+//! safety guard stops the pair and asks, as it would for a server that suddenly lists nothing:
+//! "Can't sync notes", and the tray's first line says why, with the attention icon.
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -19,6 +20,8 @@ use concord_e2e::desktop::{CHANGE_TIMEOUT, NotificationWatch, RunningApp};
 
 const PAIR: &str = "notes";
 const EVENTS: usize = 12;
+/// What the safety guard says of a side that suddenly lists nothing.
+const STOP_REASON: &str = "now lists no items";
 
 #[tokio::test]
 async fn a_pair_stopped_by_its_safety_guard_notifies_once_and_marks_the_tray() {
@@ -66,21 +69,18 @@ async fn a_pair_stopped_by_its_safety_guard_notifies_once_and_marks_the_tray() {
         .trigger_schedule(&schedule_name(PAIR))
         .unwrap();
     let seen = notifications
-        .mentioning("needs your attention", CHANGE_TIMEOUT)
+        .mentioning(&format!("Can't sync {PAIR}"), CHANGE_TIMEOUT)
         .await;
-    assert!(
-        seen.contains(&schedule_name(PAIR)),
-        "names the pair: {seen}"
-    );
+    assert!(seen.contains(STOP_REASON), "says why: {seen}");
     app.eventually(
-        "the tray says a job needs attention",
+        "the tray says why the pair stopped, with the attention icon",
         CHANGE_TIMEOUT,
         async || {
-            let labels = tray.labels().await?;
-            match labels.first() {
-                Some(line) if line == "1 job needs your attention: see Activity" => Ok(()),
-                _ => Err(format!("it reads {labels:?}")),
+            let line = tray.status_line().await?;
+            if !(line.starts_with(&format!("{PAIR}: side a")) && line.contains(STOP_REASON)) {
+                return Err(format!("it reads {line:?}"));
             }
+            tray.icon_is("attention").await
         },
     )
     .await;

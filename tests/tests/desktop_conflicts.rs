@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use concord_core::Concord;
 use concord_core::dav::Credentials;
@@ -20,8 +20,8 @@ use concord_core::sync::item::ItemKind;
 use concord_core::sync::state::{self, ConflictPolicy, Direction, StorageKind};
 use concord_core::sync::{SyncOptions, sync_pair};
 use concord_e2e::desktop::{
-    CHANGE_TIMEOUT, NotificationWatch, STARTUP_TIMEOUT, Tray, WebDriver, app_pid_on, click,
-    element, one_app_at_a_time, text_containing,
+    CHANGE_TIMEOUT, NotificationWatch, STARTUP_TIMEOUT, Tray, WebDriver, click, element,
+    one_app_at_a_time, text_containing, until,
 };
 use concord_e2e::servers::{DavServer, FixtureError};
 
@@ -125,24 +125,6 @@ fn dunstctl(args: &[&str]) -> String {
         .expect("run dunstctl");
     assert!(out.status.success(), "dunstctl {args:?}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Polls `check` until it is `Ok`, failing with its last error after `timeout`.
-async fn until<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Result<T, String>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(error) if Instant::now() >= deadline => {
-                panic!("not {what} after {timeout:?}: {error}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 /// Waits until the tray's first line reads `expected` and can be clicked (the label and the
@@ -253,16 +235,7 @@ impl Scene {
 
         // The app, on that data directory; its tray is found by the app's process.
         let client = driver.session().await;
-        let pid = until("the app is running", STARTUP_TIMEOUT, async || {
-            app_pid_on(&data_dir)
-        })
-        .await;
-        let tray = until(
-            "the app's tray is on the bus",
-            STARTUP_TIMEOUT,
-            async || Tray::find(pid).await,
-        )
-        .await;
+        let tray = driver.tray().await;
         Scene {
             server,
             notifications,
