@@ -67,7 +67,7 @@ fn an_account_without_a_username_syncs_where_no_keyring_runs() {
     );
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("--username"), "{said}");
+    assert!(said.contains("username"), "{said}");
     let listed = concord(&data_dir, &["account", "list"]);
     assert!(!listed.contains("open"), "{listed}");
 

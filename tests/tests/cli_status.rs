@@ -2,9 +2,8 @@
 //! inside `tests/desktop-session.sh`, as `make test` does, for its keyring): a calendar on a
 //! real Radicale paired with a folder and synced once; the server stops. `concord sync` fails
 //! naming the server and the cause, and `concord status` says the pair is failing, with the
-//! error state. Once the server is back, `concord sync` should bring its new event at once and
-//! the status be idle and ok again: that test is ignored until `concord sync` tries a run that
-//! waits for its retry (it does not yet; see its reason).
+//! error state. Once the server is back, `concord sync` brings its new event at once (it tries
+//! the run that waits for its retry now) and the status is idle and ok again.
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -101,8 +100,6 @@ fn an_outage_is_told_by_concord_sync_and_status() {
 }
 
 #[test]
-#[ignore = "`concord sync` does not try a run that waits for its retry: until the retry is due \
-            it fails again with the last error, although the server is back"]
 fn concord_sync_after_an_outage_syncs_at_once_and_the_status_is_ok_again() {
     let Outage {
         mut server,
