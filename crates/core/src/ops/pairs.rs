@@ -312,9 +312,11 @@ impl Concord {
         let refreshed = mapping::refresh(self, &name, &SystemKeyring)
             .await
             .map_err(OpError::from);
-        // Its pairs sync at once: the mapping's run starts each of them.
-        self.engine()
-            .trigger_schedule(&mapping::schedule_name(&name))?;
+        // Its pairs sync at once where a scheduler runs: the mapping's run starts each of them.
+        if !self.engine().live_workers()?.is_empty() {
+            self.engine()
+                .trigger_schedule(&mapping::schedule_name(&name))?;
+        }
         let conn = self.database().connect()?;
         let made = mapping::mapping(&conn, &name)?.ok_or_else(|| OpError::NotFound {
             what: "all-collections pair",
@@ -513,11 +515,15 @@ impl Concord {
         Ok(out)
     }
 
-    /// Puts the pair's schedule and starts its first sync now: the tray app or `concord
-    /// daemon` runs it within a second, or the first of them to start.
+    /// Puts the pair's schedule and, while a scheduler runs (the tray app, `concord daemon`),
+    /// starts its first sync now. Without one nothing is queued: a queued run would start
+    /// beside the person's own `concord sync` of the new pair, and two syncs of one pair at
+    /// once see each other's half-made writes.
     fn start_syncing(&self, pair: &str, every: Duration) -> Result<(), OpError> {
         run::schedule(self.engine(), pair, every)?;
-        self.engine().trigger_schedule(&run::schedule_name(pair))?;
+        if !self.engine().live_workers()?.is_empty() {
+            self.engine().trigger_schedule(&run::schedule_name(pair))?;
+        }
         Ok(())
     }
 
@@ -668,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_pair_syncs_at_once_then_on_its_schedule() {
+    fn a_new_pair_without_a_scheduler_queues_nothing_and_keeps_its_schedule() {
         let dir = tempfile::tempdir().unwrap();
         let concord = Concord::open(dir.path()).unwrap();
         let pair = concord.add_pair(folder_pair(dir.path(), "notes")).unwrap();
@@ -677,8 +683,10 @@ mod tests {
             .engine()
             .runs(&concord_durable::RunFilter::default())
             .unwrap();
-        assert_eq!(runs.len(), 1, "its first sync waits for a scheduler, now");
-        assert_eq!(runs[0].schedule.as_deref(), Some("sync-pair:notes"));
+        assert!(
+            runs.is_empty(),
+            "no scheduler runs: nothing is queued beside `concord sync`"
+        );
         let schedule = &concord.engine().schedules().unwrap()[0];
         assert!(
             matches!(schedule.schedule.cadence, Cadence::Every { every_ms } if every_ms == 900_000)
