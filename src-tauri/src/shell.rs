@@ -66,13 +66,9 @@ impl Shell {
         T: Send + 'static,
         F: FnOnce(&Concord) -> Result<T, OpError> + Send + 'static,
     {
-        let concord = self.concord.clone();
-        match tauri::async_runtime::spawn_blocking(move || call(&concord)).await {
-            Ok(result) => result,
-            Err(error) => Err(OpError::Invalid(format!(
-                "Concord could not finish the request: {error}"
-            ))),
-        }
+        self.off_workers(call)
+            .await
+            .unwrap_or_else(|unfinished| Err(OpError::Invalid(unfinished)))
     }
 
     /// [`Shell::core`] for calls with an error type of their own (e.g. `FeedError`).
@@ -82,11 +78,21 @@ impl Shell {
         E: std::fmt::Display + Send + 'static,
         F: FnOnce(&Concord) -> Result<T, E> + Send + 'static,
     {
+        self.off_workers(call)
+            .await?
+            .map_err(|error| error.to_string())
+    }
+
+    /// Runs `call` on a blocking thread; `Err` says why it could not finish (it panicked).
+    async fn off_workers<R, F>(&self, call: F) -> Result<R, String>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Concord) -> R + Send + 'static,
+    {
         let concord = self.concord.clone();
-        match tauri::async_runtime::spawn_blocking(move || call(&concord)).await {
-            Ok(result) => result.map_err(|error| error.to_string()),
-            Err(error) => Err(format!("Concord could not finish the request: {error}")),
-        }
+        tauri::async_runtime::spawn_blocking(move || call(&concord))
+            .await
+            .map_err(|error| format!("Concord could not finish the request: {error}"))
     }
 
     /// Reads the status; if it differs from what is shown, updates the tray and emits

@@ -304,8 +304,7 @@ fn direction_of(arg: DirectionArg) -> Direction {
 
 /// When a new pair's first sync runs, in words.
 fn first_sync(concord: &Concord, name: &str) -> String {
-    let running = concord.engine().live_workers().is_ok_and(|w| !w.is_empty());
-    if running {
+    if concord.scheduler_running().unwrap_or(false) {
         "its first sync runs now in the background".to_owned()
     } else {
         format!("sync it now with `concord sync {name}` (or start `concord daemon`)")

@@ -38,7 +38,11 @@ pub struct SyncNow {
 }
 
 /// Makes a run waiting for its retry (or a later start) due now.
-fn wake(engine: &Engine, id: concord_durable::RunId, now_ms: i64) -> Result<(), CoreError> {
+pub(crate) fn wake(
+    engine: &Engine,
+    id: concord_durable::RunId,
+    now_ms: i64,
+) -> Result<(), concord_durable::Error> {
     let run = engine.run_info(id)?;
     let waiting = matches!(
         run.state,
@@ -216,13 +220,19 @@ impl Concord {
             }
         }
         let paused = self.paused()?;
-        let scheduler_running = !self.engine.live_workers()?.is_empty();
+        let scheduler_running = self.scheduler_running()?;
         tracing::info!(started = started.len(), paused, "sync requested");
         Ok(SyncNow {
             started,
             while_paused: paused,
             waiting_for_scheduler: !scheduler_running,
         })
+    }
+
+    /// Whether some process runs the scheduler on this database now (the tray app, `concord
+    /// daemon`): a run queued now starts within a second.
+    pub fn scheduler_running(&self) -> Result<bool, CoreError> {
+        Ok(!self.engine.live_workers()?.is_empty())
     }
 
     /// What runs and what is configured, in the person's words (see [`status`]).

@@ -82,7 +82,7 @@ pub async fn discover_collections(
     name: String,
 ) -> Result<Vec<Collection>, OpError> {
     let found = shell.concord().discover(&name).await?;
-    let account = shell.concord().account(&name)?;
+    let account = shell.op(move |concord| concord.account(&name)).await?;
     Ok(shown_all(found.collections, &account))
 }
 

@@ -65,10 +65,7 @@ impl Concord {
     }
 
     pub fn account(&self, name: &str) -> Result<Account, OpError> {
-        state::account(&self.database().connect()?, name)?.ok_or_else(|| OpError::NotFound {
-            what: "account",
-            name: name.to_owned(),
-        })
+        super::find_account(&self.database().connect()?, name)
     }
 
     /// Adds an account: checks the address, stores the password in the keyring (only after
@@ -151,7 +148,7 @@ impl Concord {
     /// removed with it.
     pub fn remove_account(&self, name: &str) -> Result<Vec<String>, OpError> {
         let conn = self.database().connect()?;
-        let account = self.account(name)?;
+        let account = super::find_account(&conn, name)?;
         let pairs: Vec<String> = state::pairs(&conn)?
             .into_iter()
             .filter(|p| p.a.account_id == Some(account.id) || p.b.account_id == Some(account.id))

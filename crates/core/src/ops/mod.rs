@@ -20,6 +20,15 @@ pub use pairs::{
 use crate::CoreError;
 use crate::secrets::SecretError;
 use crate::sync::SyncError;
+use crate::sync::state::{self, Account};
+
+/// The account named `name`, or the error that says there is none.
+fn find_account(conn: &rusqlite::Connection, name: &str) -> Result<Account, OpError> {
+    state::account(conn, name)?.ok_or_else(|| OpError::NotFound {
+        what: "account",
+        name: name.to_owned(),
+    })
+}
 
 /// Why an operation was refused or failed, in a sentence a person can act on (lower case
 /// first: the CLI prints it after "concord: "; the window capitalizes it).

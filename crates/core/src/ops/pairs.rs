@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concord_durable::Cadence;
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::{OpError, names};
@@ -171,10 +172,11 @@ impl Concord {
     /// running), then on its schedule.
     pub fn add_pair(&self, new: NewPair) -> Result<Pair, OpError> {
         let every = every(new.every_minutes)?;
-        let a_contacts = self.holds_contacts(&new.a)?;
-        let b_contacts = self.holds_contacts(&new.b)?;
-        let a = self.resolve(&new.a, b_contacts)?;
-        let b = self.resolve(&new.b, a_contacts)?;
+        let conn = self.database().connect()?;
+        let a_contacts = holds_contacts(&conn, &new.a)?;
+        let b_contacts = holds_contacts(&conn, &new.b)?;
+        let a = resolve(&conn, &new.a, b_contacts)?;
+        let b = resolve(&conn, &new.b, a_contacts)?;
         if let Some(problem) = pairs::pairing_problem(a.side(), b.side()) {
             return Err(OpError::Invalid(problem));
         }
@@ -182,22 +184,11 @@ impl Concord {
             Some(direction) => direction,
             None => pairs::default_direction(a.kind, b.kind).map_err(OpError::Invalid)?,
         };
-        let conn = self.database().connect()?;
-        let name = match new.name.as_deref().map(str::trim) {
-            Some(name) if !name.is_empty() => {
-                if self.name_taken(name)? {
-                    return Err(OpError::Taken {
-                        what: "a pair",
-                        name: name.to_owned(),
-                    });
-                }
-                name.to_owned()
-            }
-            _ => names::unique(
-                &names::slug(&format!("{} {}", a.label, b.label)),
-                &self.pair_names()?,
-            ),
-        };
+        let name = new_name(
+            &conn,
+            new.name.as_deref(),
+            &format!("{} {}", a.label, b.label),
+        )?;
         state::add_pair(&conn, &name, a.id, b.id, direction, new.conflicts)?;
         self.start_syncing(&name, every)?;
         self.pair(&name)
@@ -217,7 +208,8 @@ impl Concord {
                 "choose at least one collection to sync".to_owned(),
             ));
         }
-        let account_row = self.account(account)?;
+        let conn = self.database().connect()?;
+        let account_row = super::find_account(&conn, account)?;
         let mut added = Vec::new();
         for collection in collections {
             let side = match account_row.kind {
@@ -227,7 +219,7 @@ impl Concord {
                 },
                 _ => SideSpec::Account(account.to_owned()),
             };
-            let label = self.resolve_label(&side)?;
+            let label = side_label(&conn, &side)?;
             let dir = match folder {
                 Some(folder) if collections.len() == 1 => absolute(folder)?,
                 Some(folder) => absolute(folder)?.join(names::slug(&label)),
@@ -237,10 +229,7 @@ impl Concord {
                     .join(names::slug(&account_row.name))
                     .join(names::slug(&label)),
             };
-            let name = names::unique(
-                &format!("{}-{}", names::slug(&account_row.name), names::slug(&label)),
-                &self.pair_names()?,
-            );
+            let name = new_name(&conn, None, &format!("{} {label}", account_row.name))?;
             added.push(self.add_pair(NewPair {
                 name: Some(name),
                 a: side,
@@ -271,21 +260,8 @@ impl Concord {
                  collections"
             )));
         }
-        let name = match name.map(str::trim) {
-            Some(name) if !name.is_empty() => {
-                if self.name_taken(name)? {
-                    return Err(OpError::Taken {
-                        what: "a pair",
-                        name: name.to_owned(),
-                    });
-                }
-                name.to_owned()
-            }
-            _ => names::unique(
-                &format!("{}-all", names::slug(&account_row.name)),
-                &self.pair_names()?,
-            ),
-        };
+        let conn = self.database().connect()?;
+        let name = new_name(&conn, name, &format!("{} all", account_row.name))?;
         let dir = match folder {
             Some(folder) => absolute(folder)?,
             None => self.data_dir().join(VDIR_FOLDER).join(&name),
@@ -296,24 +272,21 @@ impl Concord {
             every_minutes: SYNC_INTERVAL_DEFAULT.as_secs() / 60,
         });
         let every = every(Some(settings.every_minutes))?;
-        {
-            let conn = self.database().connect()?;
-            mapping::add_mapping(
-                &conn,
-                &name,
-                account_row.id,
-                &dir,
-                settings.direction,
-                settings.conflicts,
-                every.as_secs() / 60,
-            )?;
-        }
+        mapping::add_mapping(
+            &conn,
+            &name,
+            account_row.id,
+            &dir,
+            settings.direction,
+            settings.conflicts,
+            every.as_secs() / 60,
+        )?;
         mapping::schedule(self.engine(), &name, every)?;
         let refreshed = mapping::refresh(self, &name, &SystemKeyring)
             .await
             .map_err(OpError::from);
         // Its pairs sync at once where a scheduler runs: the mapping's run starts each of them.
-        if !self.engine().live_workers()?.is_empty() {
+        if self.scheduler_running()? {
             self.engine()
                 .trigger_schedule(&mapping::schedule_name(&name))?;
         }
@@ -521,122 +494,120 @@ impl Concord {
     /// once see each other's half-made writes.
     fn start_syncing(&self, pair: &str, every: Duration) -> Result<(), OpError> {
         run::schedule(self.engine(), pair, every)?;
-        if !self.engine().live_workers()?.is_empty() {
+        if self.scheduler_running()? {
             self.engine().trigger_schedule(&run::schedule_name(pair))?;
         }
         Ok(())
     }
+}
 
-    fn pair_names(&self) -> Result<HashSet<String>, OpError> {
-        let conn = self.database().connect()?;
-        let mut taken: HashSet<String> = state::pairs(&conn)?.into_iter().map(|p| p.name).collect();
-        taken.extend(mapping::mappings(&conn)?.into_iter().map(|m| m.name));
-        Ok(taken)
+/// The names pairs and "all collections" mappings already have (they share one namespace).
+fn pair_names(conn: &Connection) -> Result<HashSet<String>, OpError> {
+    let mut taken: HashSet<String> = state::pairs(conn)?.into_iter().map(|p| p.name).collect();
+    taken.extend(mapping::mappings(conn)?.into_iter().map(|m| m.name));
+    Ok(taken)
+}
+
+/// The name a person gave, if free; with none, one made from `words` that is free.
+fn new_name(conn: &Connection, given: Option<&str>, words: &str) -> Result<String, OpError> {
+    let taken = pair_names(conn)?;
+    match given.map(str::trim) {
+        Some(name) if taken.contains(name) => Err(OpError::Taken {
+            what: "a pair",
+            name: name.to_owned(),
+        }),
+        Some(name) if !name.is_empty() => Ok(name.to_owned()),
+        _ => Ok(names::unique(&names::slug(words), &taken)),
     }
+}
 
-    fn name_taken(&self, name: &str) -> Result<bool, OpError> {
-        Ok(self.pair_names()?.contains(name))
-    }
+/// Whether a side holds contacts (so a folder on the other side does too).
+fn holds_contacts(conn: &Connection, side: &SideSpec) -> Result<bool, OpError> {
+    let SideSpec::Collection {
+        account,
+        collection,
+    } = side
+    else {
+        return Ok(false);
+    };
+    let Some(account) = state::account(conn, account)? else {
+        return Ok(false);
+    };
+    let url = pairs::collection_url(&account, collection);
+    Ok(pairs::collection_kind(conn, &account, &url) == StorageKind::Carddav)
+}
 
-    /// Whether a side holds contacts (so a folder on the other side does too).
-    fn holds_contacts(&self, side: &SideSpec) -> Result<bool, OpError> {
-        let SideSpec::Collection {
+/// How the person knows a side: a collection's display name or last segment, an account's
+/// name, a folder's path.
+fn side_label(conn: &Connection, side: &SideSpec) -> Result<String, OpError> {
+    Ok(match side {
+        SideSpec::Folder(path) => path.display().to_string(),
+        SideSpec::Account(name) => name.clone(),
+        SideSpec::Collection {
             account,
             collection,
-        } = side
-        else {
-            return Ok(false);
-        };
-        let Some(account) = state::account(&self.database().connect()?, account)? else {
-            return Ok(false);
-        };
-        let conn = self.database().connect()?;
-        let url = pairs::collection_url(&account, collection);
-        Ok(pairs::collection_kind(&conn, &account, &url) == StorageKind::Carddav)
-    }
+        } => {
+            let account = super::find_account(conn, account)?;
+            let url = pairs::collection_url(&account, collection);
+            mapping::stored_collections(conn, account.id)?
+                .into_iter()
+                .find(|(c, _)| c.url == url)
+                .and_then(|(c, _)| c.display_name)
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| names::last_segment(collection))
+        }
+    })
+}
 
-    /// How the person knows a side: a collection's display name or last segment, an account's
-    /// name, a folder's path.
-    fn resolve_label(&self, side: &SideSpec) -> Result<String, OpError> {
-        Ok(match side {
-            SideSpec::Folder(path) => path.display().to_string(),
-            SideSpec::Account(name) => name.clone(),
-            SideSpec::Collection {
-                account,
-                collection,
-            } => {
-                let account = self.account(account)?;
-                let url = pairs::collection_url(&account, collection);
-                let conn = self.database().connect()?;
-                mapping::stored_collections(&conn, account.id)?
-                    .into_iter()
-                    .find(|(c, _)| c.url == url)
-                    .and_then(|(c, _)| c.display_name)
-                    .filter(|n| !n.trim().is_empty())
-                    .unwrap_or_else(|| names::last_segment(collection))
+/// A side's storage row, made if new; `other_contacts`: the other side holds contacts (for a
+/// folder, which could hold either).
+fn resolve(conn: &Connection, side: &SideSpec, other_contacts: bool) -> Result<Resolved, OpError> {
+    let label = side_label(conn, side)?;
+    let (account, kind, location) = match side {
+        SideSpec::Folder(path) => (
+            None,
+            StorageKind::Vdir,
+            absolute(path)?.display().to_string(),
+        ),
+        SideSpec::Account(name) => {
+            let account = super::find_account(conn, name)?;
+            if matches!(account.kind, StorageKind::Caldav | StorageKind::Carddav) {
+                return Err(OpError::Invalid(format!(
+                    "say which collection of {name}: {name}:/path/of/collection/ (`concord \
+                     account discover {name}` lists them)"
+                )));
             }
-        })
-    }
-
-    /// A side's storage row, made if new; `other_contacts`: the other side holds contacts
-    /// (for a folder, which could hold either).
-    fn resolve(&self, side: &SideSpec, other_contacts: bool) -> Result<Resolved, OpError> {
-        let folder_kind = if other_contacts {
-            ItemKind::Contact
-        } else {
-            ItemKind::Calendar
-        };
-        let label = self.resolve_label(side)?;
-        let (account, kind, location) = match side {
-            SideSpec::Folder(path) => {
-                let path = absolute(path)?;
-                (None, StorageKind::Vdir, path.display().to_string())
-            }
-            SideSpec::Account(name) => {
-                let account = self.account(name)?;
-                if matches!(account.kind, StorageKind::Caldav | StorageKind::Carddav) {
-                    return Err(OpError::Invalid(format!(
-                        "say which collection of {name}: {name}:/path/of/collection/ (`concord \
-                         account discover {name}` lists them)"
-                    )));
+            (Some(account.id), account.kind, account.url)
+        }
+        SideSpec::Collection {
+            account,
+            collection,
+        } => {
+            let account = super::find_account(conn, account)?;
+            match account.kind {
+                StorageKind::Caldav | StorageKind::Carddav => {
+                    let url = pairs::collection_url(&account, collection);
+                    let kind = pairs::collection_kind(conn, &account, &url);
+                    (Some(account.id), kind, url)
                 }
-                (Some(account.id), account.kind, account.url)
+                kind => (Some(account.id), kind, account.url),
             }
-            SideSpec::Collection {
-                account,
-                collection,
-            } => {
-                let account = self.account(account)?;
-                let conn = self.database().connect()?;
-                match account.kind {
-                    StorageKind::Caldav | StorageKind::Carddav => {
-                        let url = pairs::collection_url(&account, collection);
-                        (
-                            Some(account.id),
-                            pairs::collection_kind(&conn, &account, &url),
-                            url,
-                        )
-                    }
-                    kind => (Some(account.id), kind, account.url),
-                }
-            }
-        };
-        let item_kind = match kind {
-            StorageKind::Carddav => ItemKind::Contact,
-            StorageKind::Vdir => folder_kind,
-            StorageKind::Caldav | StorageKind::Webcal => ItemKind::Calendar,
-        };
-        let shown = matches!(side, SideSpec::Collection { .. }).then_some(label.as_str());
-        let conn = self.database().connect()?;
-        let id = state::put_storage(&conn, account, kind, item_kind, &location, shown)?;
-        Ok(Resolved {
-            id,
-            kind,
-            item_kind,
-            location,
-            label,
-        })
-    }
+        }
+    };
+    let item_kind = match kind {
+        StorageKind::Carddav => ItemKind::Contact,
+        StorageKind::Vdir if other_contacts => ItemKind::Contact,
+        StorageKind::Vdir | StorageKind::Caldav | StorageKind::Webcal => ItemKind::Calendar,
+    };
+    let shown = matches!(side, SideSpec::Collection { .. }).then_some(label.as_str());
+    let id = state::put_storage(conn, account, kind, item_kind, &location, shown)?;
+    Ok(Resolved {
+        id,
+        kind,
+        item_kind,
+        location,
+        label,
+    })
 }
 
 /// The interval between background syncs, within its limits.

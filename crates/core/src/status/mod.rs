@@ -15,9 +15,9 @@ use crate::sync::{run as pair_run, state as sync_state};
 use crate::{CoreError, schema};
 
 pub use health::{
-    FAILED_ATTEMPTS_ERROR_MIN, FAILING_ERROR_AFTER_MS, Health, HealthState, SubjectKind, SyncFacts,
-    judge_feed, judge_sync,
+    FAILED_ATTEMPTS_ERROR_MIN, FAILING_ERROR_AFTER_MS, Health, HealthState, SubjectKind,
 };
+use health::{SyncFacts, judge_feed, judge_sync};
 
 /// What the tray icon shows. Ordered by how much it needs the person: the worst wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -248,6 +248,7 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
     let mut health = Vec::new();
     let pairs = sync_state::pairs(conn)?;
     let mappings = mapping::mappings(conn)?;
+    let accounts = sync_state::accounts(conn)?;
     for m in &mappings {
         let schedule_name = mapping::schedule_name(&m.name);
         let schedule = summary
@@ -255,10 +256,10 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
             .iter()
             .find(|s| s.schedule.name == schedule_name);
         let runs = runs_of(&recent, mapping::MAPPING_WORKFLOW, &schedule_name);
-        let account_url = sync_state::accounts(conn)?
-            .into_iter()
+        let account_url = accounts
+            .iter()
             .find(|a| a.id == m.account_id)
-            .map(|a| a.url);
+            .map(|a| &a.url);
         health.push(judge_sync(&SyncFacts {
             kind: SubjectKind::Collections,
             name: &m.name,
@@ -268,7 +269,7 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
             paused,
             stopped: None,
             last_success_ms: m.last_refresh_at_ms,
-            host: account_url.as_deref().and_then(words::host_of_location),
+            host: account_url.and_then(|url| words::host_in(url)),
             scheduler_running,
             now_ms: now,
         }));
@@ -298,7 +299,7 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
         };
         let host = [&pair.a, &pair.b]
             .into_iter()
-            .find_map(|side| words::host_of_location(&side.location));
+            .find_map(|side| words::host_in(&side.location));
         health.push(judge_sync(&SyncFacts {
             kind: SubjectKind::Pair,
             name: &pair.name,

@@ -69,8 +69,9 @@ pub fn cause_of(error: &str, fallback_host: Option<&str>) -> Cause {
     Cause { said, what_to_do }
 }
 
-/// The host (with its port) of the first web address in `text`.
-fn host_in(text: &str) -> Option<&str> {
+/// The host (with its port) of the first web address in `text`: an error that names a URL,
+/// or a storage's location (none for a folder).
+pub fn host_in(text: &str) -> Option<&str> {
     let start = text.find("https://").or_else(|| text.find("http://"))?;
     let rest = &text[start..];
     let rest = &rest[rest.find("://")? + 3..];
@@ -111,11 +112,6 @@ fn quoted(error: &str) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => out,
     }
-}
-
-/// The host (and port) of a storage's location, for a cause that does not name one.
-pub fn host_of_location(location: &str) -> Option<&str> {
-    host_in(location)
 }
 
 /// "just now", "5 min ago", "at 14:05" (earlier today), "yesterday at 14:05", "on 21 Nov at
@@ -230,9 +226,9 @@ mod tests {
             at_clock(next_week, now)
         );
         assert_eq!(
-            host_of_location("https://u@dav.example.com:8443/x/"),
+            host_in("https://u@dav.example.com:8443/x/"),
             Some("dav.example.com:8443")
         );
-        assert_eq!(host_of_location("/home/ada/calendars/work"), None);
+        assert_eq!(host_in("/home/ada/calendars/work"), None);
     }
 }

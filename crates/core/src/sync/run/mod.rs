@@ -370,12 +370,7 @@ pub(crate) async fn run_here(
     engine.register(workflow);
     let id = engine.start(kind, key, input)?;
     // The person asked now: a run waiting for its retry (a server that was away) tries now.
-    let waiting = engine.run_info(id)?;
-    if matches!(waiting.state, RunState::Sleeping | RunState::Pending)
-        && waiting.next_at_ms.is_some_and(|at| at > state::now_ms())
-    {
-        engine.retry(id)?;
-    }
+    crate::wake(&engine, id, state::now_ms())?;
     let deadline = tokio::time::Instant::now() + DURABLE_WAIT_MAX;
     loop {
         engine.run_until_idle().await?;
