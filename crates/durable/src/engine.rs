@@ -766,11 +766,13 @@ pub(crate) struct NewRun<'a> {
 }
 
 /// Inserts a pending run unless one with the key is open; returns the id and whether it is new.
+/// A run started by hand under a schedule's name and that schedule's runs are one job: a key
+/// that names a schedule finds its open run too (see [`open_run_of_schedule`]).
 pub(crate) fn insert_run(tx: &Transaction, run: &NewRun, now: i64) -> Result<(RunId, bool)> {
     let open: Option<i64> = tx
         .query_row(
-            "SELECT id FROM durable_runs WHERE idempotency_key = ?1
-             AND state IN ('pending', 'running', 'sleeping')",
+            "SELECT id FROM durable_runs WHERE (idempotency_key = ?1 OR schedule = ?1)
+             AND state IN ('pending', 'running', 'sleeping') LIMIT 1",
             [run.key],
             |r| r.get(0),
         )
@@ -831,9 +833,12 @@ impl ScheduledRun<'_> {
     }
 }
 
+/// The open run of a schedule: one it started, or one started by hand with the schedule's name
+/// as its key (a person's "sync this now" beside the schedule of the same job). So a schedule
+/// never starts a run beside such a run, and such a start never beside the schedule's.
 pub(crate) fn open_run_of_schedule(c: &Connection, name: &str) -> Result<Option<RunId>> {
     Ok(c.query_row(
-        "SELECT id FROM durable_runs WHERE schedule = ?1
+        "SELECT id FROM durable_runs WHERE (schedule = ?1 OR idempotency_key = ?1)
          AND state IN ('pending', 'running', 'sleeping') LIMIT 1",
         [name],
         |r| r.get(0).map(RunId),

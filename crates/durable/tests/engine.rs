@@ -499,6 +499,30 @@ async fn pause_resume_and_trigger() {
     assert!(engine.pause_schedule("nope").is_err());
 }
 
+#[tokio::test]
+async fn a_run_started_under_a_schedules_name_and_the_schedules_runs_are_one_job() {
+    let clock = ManualClock::new(T0);
+    let (_dir, engine) = setup(&clock);
+    let every = Schedule::every("sync:work", "sync", Duration::from_secs(60), Value::Null);
+    engine.put_schedule(&every).unwrap();
+    // The schedule's run is open: starting the job by hand finds it, not a second run.
+    let scheduled = engine.trigger_schedule("sync:work").unwrap();
+    assert_eq!(
+        engine.start("sync", "sync:work", Value::Null).unwrap(),
+        scheduled
+    );
+    noop(&engine, "sync");
+    engine.run_until_idle().await.unwrap();
+    // A run started by hand is open: the schedule's slot is skipped as an overlap.
+    let by_hand = engine.start("sync", "sync:work", Value::Null).unwrap();
+    assert_ne!(by_hand, scheduled);
+    clock.advance(Duration::from_secs(120));
+    assert!(engine.tick().unwrap().runs_started.is_empty());
+    assert_eq!(engine.trigger_schedule("sync:work").unwrap(), by_hand);
+    let open = engine.summary().unwrap().count(RunState::Pending);
+    assert_eq!(open, 1, "one open run of the job");
+}
+
 fn clock_now(clock: &ManualClock) -> i64 {
     use concord_durable::Clock;
     clock.now_ms()

@@ -489,9 +489,8 @@ impl Concord {
     }
 
     /// Puts the pair's schedule and, while a scheduler runs (the tray app, `concord daemon`),
-    /// starts its first sync now. Without one nothing is queued: a queued run would start
-    /// beside the person's own `concord sync` of the new pair, and two syncs of one pair at
-    /// once see each other's half-made writes.
+    /// starts its first sync now. Without one nothing is queued: nobody would run it but the
+    /// next `concord sync` of any pair, which would then sync this one unasked.
     fn start_syncing(&self, pair: &str, every: Duration) -> Result<(), OpError> {
         run::schedule(self.engine(), pair, every)?;
         if self.scheduler_running()? {
@@ -666,6 +665,25 @@ mod tests {
             .add_pair(folder_pair(dir.path(), "notes"))
             .unwrap_err();
         assert!(matches!(taken, OpError::Taken { .. }), "{taken}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_now_of_a_pair_whose_scheduled_sync_waits_runs_that_one_not_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        concord.add_pair(folder_pair(dir.path(), "notes")).unwrap();
+        let queued = concord
+            .engine()
+            .trigger_schedule("sync-pair:notes")
+            .unwrap();
+        let report = concord.sync_one("notes", false).await.unwrap();
+        assert_eq!(report.pair, "notes");
+        let runs = concord
+            .engine()
+            .runs(&concord_durable::RunFilter::default())
+            .unwrap();
+        let states: Vec<_> = runs.iter().map(|r| (r.id, r.state)).collect();
+        assert_eq!(states, [(queued, concord_durable::RunState::Completed)]);
     }
 
     #[test]
