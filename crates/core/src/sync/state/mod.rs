@@ -3,6 +3,8 @@
 //! last synced on both sides with its base content (`item_state`). Also item history,
 //! quarantine and open conflicts. Every function takes a connection or transaction; callers
 //! choose the transaction (writes use `BEGIN IMMEDIATE`).
+//!
+//! One file per concern beside this one: [`metadata`] (a pair's display name and colour).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,6 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::item::ItemKind;
+
+pub mod metadata;
 
 /// History versions kept per item and side; older ones are pruned.
 pub const HISTORY_VERSIONS_PER_ITEM_MAX: i64 = 50;
