@@ -5,7 +5,8 @@
 //! choose the transaction (writes use `BEGIN IMMEDIATE`).
 //!
 //! One file per concern beside this one: [`conflicts`] (the inbox's reads, and closing a
-//! resolved conflict), [`metadata`] (a pair's display name and colour).
+//! resolved conflict), [`mapping`] (what discovery saw of an account, and "all collections"
+//! mappings), [`metadata`] (a pair's display name and colour).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::item::ItemKind;
 
 pub mod conflicts;
+pub mod mapping;
 pub mod metadata;
 
 /// History versions kept per item and side; older ones are pruned.
