@@ -171,7 +171,7 @@ async fn all_collections_in_one_folder_each(kind: ServerKind) {
             Some(server.username()),
         )
         .unwrap();
-        mapping::add_mapping(
+        state::mapping::add_mapping(
             &conn,
             "all",
             account,
@@ -244,7 +244,7 @@ async fn all_collections_in_one_folder_each(kind: ServerKind) {
     assert_eq!(fourth.reports.len(), 2);
     assert_eq!(files(&root.join("work"), ".ics"), ["w1.ics"]);
     let conn = concord.database().connect().unwrap();
-    let listed = mapping::mapping(&conn, "all").unwrap().unwrap();
+    let listed = state::mapping::mapping(&conn, "all").unwrap().unwrap();
     let gone: Vec<&str> = listed
         .pairs
         .iter()
@@ -382,7 +382,7 @@ async fn the_scheduled_workflow_pairs_and_syncs_every_collection() {
             Some(server.username()),
         )
         .unwrap();
-        mapping::add_mapping(
+        state::mapping::add_mapping(
             &conn,
             "all",
             account,
@@ -424,7 +424,7 @@ async fn the_scheduled_workflow_pairs_and_syncs_every_collection() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let conn = concord.database().connect().unwrap();
-    let listed = mapping::mapping(&conn, "all").unwrap().unwrap();
+    let listed = state::mapping::mapping(&conn, "all").unwrap().unwrap();
     assert_eq!(listed.pairs.len(), 2, "{listed:?}");
     assert_eq!(files(&root.join("calendar"), ".ics"), ["e1.ics"]);
     assert!(root.join("addressbook").is_dir());

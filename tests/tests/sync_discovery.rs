@@ -140,7 +140,7 @@ async fn one_account_lists_calendars_and_address_books(kind: ServerKind) {
         .await
         .unwrap();
     assert_eq!(again.collections.len(), found.collections.len());
-    let stored = mapping::stored_collections(&conn, id).unwrap();
+    let stored = state::mapping::stored_collections(&conn, id).unwrap();
     assert!(
         stored
             .iter()

@@ -113,7 +113,7 @@ impl Concord {
         }
         let id = state::add_account(&conn, &name, new.kind, &url, username.as_deref())?;
         if new.insecure_http {
-            mapping::set_allows_http(&conn, id, true)?;
+            state::mapping::set_allows_http(&conn, id, true)?;
         }
         if matches!(new.kind, StorageKind::Vdir | StorageKind::Webcal) {
             let item_kind = ItemKind::Calendar;
@@ -154,7 +154,7 @@ impl Concord {
             .filter(|p| p.a.account_id == Some(account.id) || p.b.account_id == Some(account.id))
             .map(|p| p.name)
             .collect();
-        let mapped: Vec<String> = mapping::mappings(&conn)?
+        let mapped: Vec<String> = state::mapping::mappings(&conn)?
             .into_iter()
             .filter(|m| m.account_id == account.id)
             .map(|m| m.name)
@@ -231,7 +231,7 @@ impl Concord {
             return Ok(single_collection(&account).collections);
         }
         let conn = self.database().connect()?;
-        Ok(mapping::stored_collections(&conn, account.id)?
+        Ok(state::mapping::stored_collections(&conn, account.id)?
             .into_iter()
             .filter(|(_, gone_since)| gone_since.is_none())
             .map(|(c, _)| c)
@@ -242,7 +242,7 @@ impl Concord {
     /// person allowed it; `CONCORD_NAMESERVER` picks the DNS server.
     fn discovery_options(&self, account: &Account) -> Result<DiscoveryOptions, OpError> {
         let conn = self.database().connect()?;
-        let allow_http = mapping::allows_http(&conn, account.id)?;
+        let allow_http = state::mapping::allows_http(&conn, account.id)?;
         Ok(DiscoveryOptions::from_env(allow_http))
     }
 }
@@ -378,7 +378,7 @@ mod tests {
             assert!(refused.contains("plain http"), "{refused}");
             let added = concord.add_account(new(true)).unwrap();
             let conn = concord.database().connect().unwrap();
-            assert!(mapping::allows_http(&conn, added.id).unwrap());
+            assert!(state::mapping::allows_http(&conn, added.id).unwrap());
         }
         let webcal = NewAccount {
             kind: StorageKind::Webcal,

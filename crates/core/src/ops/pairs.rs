@@ -272,7 +272,7 @@ impl Concord {
             every_minutes: SYNC_INTERVAL_DEFAULT.as_secs() / 60,
         });
         let every = every(Some(settings.every_minutes))?;
-        mapping::add_mapping(
+        state::mapping::add_mapping(
             &conn,
             &name,
             account_row.id,
@@ -291,7 +291,7 @@ impl Concord {
                 .trigger_schedule(&mapping::schedule_name(&name))?;
         }
         let conn = self.database().connect()?;
-        let made = mapping::mapping(&conn, &name)?.ok_or_else(|| OpError::NotFound {
+        let made = state::mapping::mapping(&conn, &name)?.ok_or_else(|| OpError::NotFound {
             what: "all-collections pair",
             name: name.clone(),
         })?;
@@ -369,7 +369,7 @@ impl Concord {
     }
 
     pub fn mappings(&self) -> Result<Vec<Mapping>, OpError> {
-        Ok(mapping::mappings(&self.database().connect()?)?)
+        Ok(state::mapping::mappings(&self.database().connect()?)?)
     }
 
     /// The "all collections" mappings with their schedules.
@@ -414,7 +414,7 @@ impl Concord {
     ) -> Result<SyncAll, OpError> {
         let (mappings, all_pairs) = {
             let conn = self.database().connect()?;
-            (mapping::mappings(&conn)?, state::pairs(&conn)?)
+            (state::mapping::mappings(&conn)?, state::pairs(&conn)?)
         };
         for name in names {
             let known = mappings.iter().any(|m| &m.name == name)
@@ -503,7 +503,7 @@ impl Concord {
 /// The names pairs and "all collections" mappings already have (they share one namespace).
 fn pair_names(conn: &Connection) -> Result<HashSet<String>, OpError> {
     let mut taken: HashSet<String> = state::pairs(conn)?.into_iter().map(|p| p.name).collect();
-    taken.extend(mapping::mappings(conn)?.into_iter().map(|m| m.name));
+    taken.extend(state::mapping::mappings(conn)?.into_iter().map(|m| m.name));
     Ok(taken)
 }
 
@@ -548,7 +548,7 @@ fn side_label(conn: &Connection, side: &SideSpec) -> Result<String, OpError> {
         } => {
             let account = super::find_account(conn, account)?;
             let url = pairs::collection_url(&account, collection);
-            mapping::stored_collections(conn, account.id)?
+            state::mapping::stored_collections(conn, account.id)?
                 .into_iter()
                 .find(|(c, _)| c.url == url)
                 .and_then(|(c, _)| c.display_name)

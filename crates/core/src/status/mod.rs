@@ -247,7 +247,7 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
     let scheduler_running = !summary.live_workers.is_empty();
     let mut health = Vec::new();
     let pairs = sync_state::pairs(conn)?;
-    let mappings = mapping::mappings(conn)?;
+    let mappings = sync_state::mapping::mappings(conn)?;
     let accounts = sync_state::accounts(conn)?;
     for m in &mappings {
         let schedule_name = mapping::schedule_name(&m.name);

@@ -5,7 +5,9 @@
 //!
 //! - [`item`]: items read without rewriting them (raw bytes, UID, normalized hash, summary).
 //! - [`state`]: what is remembered, in SQL (accounts, storages, pairs, per-item state with
-//!   base content, history, quarantine, conflicts).
+//!   base content, history, quarantine, conflicts), one file per concern beside `mod.rs`:
+//!   `mapping` (what discovery saw, "all collections" mappings), `metadata`, `conflicts`.
+//!   The one part that speaks SQL; the others call its functions.
 //! - [`merge`]: the field-by-field three-way merge of two versions of one item.
 //! - [`storage`]: what every storage speaks ([`storage::Storage`], its errors, where
 //!   passwords come from, opening one) and each storage: `caldav` (CalDAV and CardDAV, with

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dav::{Credentials, DavError, HttpClient, bounded, webdav_client};
 
+pub use crate::sync::state::mapping::{Collection, CollectionKind};
+
 /// The body of the PROPFIND that follows well-known redirects.
 const PROPFIND_PRINCIPAL: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>"#;
 /// Redirects followed from a well-known URI before giving up.
@@ -76,55 +78,6 @@ pub enum FoundVia {
     WellKnown,
     /// A DNS SRV record (with its TXT `path=`, or the target's well-known URI).
     Srv,
-}
-
-/// What kind of collection was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CollectionKind {
-    Calendar,
-    AddressBook,
-}
-
-impl CollectionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CollectionKind::Calendar => "calendar",
-            CollectionKind::AddressBook => "address-book",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "calendar" => Some(CollectionKind::Calendar),
-            "address-book" => Some(CollectionKind::AddressBook),
-            _ => None,
-        }
-    }
-}
-
-/// One calendar or address book of an account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Collection {
-    pub kind: CollectionKind,
-    /// Absolute URL of the collection (ends in `/`).
-    pub url: String,
-    pub display_name: Option<String>,
-    /// The Apple `calendar-color` (calendars only), for example `#3a429cff`.
-    pub color: Option<String>,
-    /// What a calendar accepts: `VEVENT`, `VTODO`, `VJOURNAL` (empty for address books).
-    pub components: Vec<String>,
-    /// Whether the server offers RFC 6578 sync-collection on it.
-    pub supports_sync: bool,
-}
-
-impl Collection {
-    /// The collection's last path segment, as vdirsyncer names collections.
-    pub fn name(&self) -> String {
-        let path = self.url.trim_end_matches('/');
-        let last = path.rsplit('/').next().unwrap_or_default();
-        percent_decode(last)
-    }
 }
 
 /// Where one service of an account lives.
@@ -823,30 +776,6 @@ pub fn absolute(base: &Uri, href: &str) -> String {
         let dir = base.path().rsplit_once('/').map_or("", |(d, _)| d);
         format!("{origin}{dir}/{href}")
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'_'));
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What "Test connection" found, in the person's words.

@@ -1,7 +1,8 @@
 //! "All collections" of an account, each kept in its own folder under one directory (the
 //! vdirsyncer `collections = from a` layout): every refresh discovers the account's calendars
 //! and address books, pairs each new one with `DIR/<safe name>`, and reports (never deletes
-//! data for) one that vanished. Also what discovery last saw of an account's collections.
+//! data for) one that vanished. Also remembering what discovery saw of an account; the
+//! mappings and what discovery saw are kept by `state::mapping`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concord_durable::{Ctx, Engine, StepError, Workflow};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::discovery::{
@@ -20,40 +21,16 @@ use crate::Concord;
 use crate::sync::SyncError;
 use crate::sync::item::ItemKind;
 use crate::sync::run::{self, SYNC_WORKFLOW};
-use crate::sync::state::{self, Account, ConflictPolicy, Direction, StorageKind, now_ms};
+use crate::sync::state::mapping as stored;
+use crate::sync::state::{self, Account, StorageKind, now_ms};
 use crate::sync::storage::{CredentialSource, StorageError};
+
+pub use crate::sync::state::mapping::{MappedPair, Mapping};
 
 /// The durable workflow kind of a mapping's refresh (discover, pair new, start their syncs).
 pub const MAPPING_WORKFLOW: &str = "sync-collections";
 /// The longest folder name made from a collection's name.
 pub const FOLDER_NAME_CHARS_MAX: usize = 64;
-
-/// An account's collections mapped into one directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Mapping {
-    pub id: i64,
-    pub name: String,
-    pub account: String,
-    pub account_id: i64,
-    pub folder: String,
-    pub direction: Direction,
-    pub conflict_policy: ConflictPolicy,
-    pub every_minutes: i64,
-    pub last_refresh_at_ms: Option<i64>,
-    pub last_error: Option<String>,
-    /// One pair per collection discovery has seen.
-    pub pairs: Vec<MappedPair>,
-}
-
-/// One collection of a mapping and its pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MappedPair {
-    pub pair: String,
-    pub collection_url: String,
-    pub folder: String,
-    /// When the collection vanished from the server; its pair no longer syncs, its folder stays.
-    pub gone_since_ms: Option<i64>,
-}
 
 /// What one refresh changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,111 +55,24 @@ pub fn store_discovery(
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let services = serde_json::to_string(&found.services).unwrap_or_else(|_| "[]".to_owned());
-    tx.execute(
-        "UPDATE accounts SET discovery = ?2 WHERE id = ?1",
-        params![account_id, services],
-    )?;
+    stored::set_services(&tx, account_id, &services)?;
     let now = now_ms();
     for c in &found.collections {
-        tx.execute(
-            "INSERT INTO account_collections (account_id, url, kind, display_name, color,
-               components, first_seen_ms, last_seen_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-             ON CONFLICT (account_id, url) DO UPDATE SET kind = excluded.kind,
-               display_name = excluded.display_name, color = excluded.color,
-               components = CASE WHEN excluded.components = '' THEN components
-                            ELSE excluded.components END,
-               last_seen_ms = excluded.last_seen_ms, gone_since_ms = NULL",
-            params![
-                account_id,
-                c.url,
-                c.kind.as_str(),
-                c.display_name,
-                c.color,
-                c.components.join(","),
-                now
-            ],
-        )?;
+        stored::put_collection(&tx, account_id, c, now)?;
     }
     let listed: BTreeSet<&str> = found.collections.iter().map(|c| c.url.as_str()).collect();
-    let known: Vec<String> = tx
-        .prepare(
-            "SELECT url FROM account_collections WHERE account_id = ?1 AND gone_since_ms IS NULL",
-        )?
-        .query_map([account_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let known = stored::present_collection_urls(&tx, account_id)?;
     for url in known.iter().filter(|u| !listed.contains(u.as_str())) {
-        tx.execute(
-            "UPDATE account_collections SET gone_since_ms = ?3 WHERE account_id = ?1 AND url = ?2",
-            params![account_id, url, now],
-        )?;
+        stored::mark_collection_gone(&tx, account_id, url, now)?;
     }
     tx.commit()
 }
 
-/// The collections discovery has seen on an account (gone ones included), by URL.
-pub fn stored_collections(
-    conn: &Connection,
-    account_id: i64,
-) -> rusqlite::Result<Vec<(Collection, Option<i64>)>> {
-    let mut stmt = conn.prepare(
-        "SELECT url, kind, display_name, color, components, gone_since_ms
-         FROM account_collections WHERE account_id = ?1 ORDER BY url",
-    )?;
-    let rows = stmt.query_map([account_id], |r| {
-        let kind: String = r.get(1)?;
-        let components: String = r.get(4)?;
-        Ok((
-            Collection {
-                url: r.get(0)?,
-                kind: CollectionKind::parse(&kind).unwrap_or(CollectionKind::Calendar),
-                display_name: r.get(2)?,
-                color: r.get(3)?,
-                components: components
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                supports_sync: true,
-            },
-            r.get(5)?,
-        ))
-    })?;
-    rows.collect()
-}
-
 /// The services discovery found last time (home sets), if it ran.
 pub fn stored_services(conn: &Connection, account_id: i64) -> rusqlite::Result<Vec<ServiceFound>> {
-    let text: Option<String> = conn
-        .query_row(
-            "SELECT discovery FROM accounts WHERE id = ?1",
-            [account_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    Ok(text
+    Ok(stored::services(conn, account_id)?
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default())
-}
-
-/// Whether the person allowed plain http for this account.
-pub fn allows_http(conn: &Connection, account_id: i64) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT allow_http FROM accounts WHERE id = ?1",
-        [account_id],
-        |r| r.get::<_, i64>(0),
-    )
-    .optional()
-    .map(|v| v.unwrap_or(0) != 0)
-}
-
-pub fn set_allows_http(conn: &Connection, account_id: i64, allow: bool) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE accounts SET allow_http = ?2 WHERE id = ?1",
-        params![account_id, i64::from(allow)],
-    )?;
-    Ok(())
 }
 
 /// Discovers an account's collections (from its address) and remembers them.
@@ -194,7 +84,7 @@ pub async fn discover_account(
 ) -> Result<AccountDiscovery, SyncError> {
     let mut conn = concord.database().connect()?;
     let options = DiscoveryOptions {
-        allow_http: allows_http(&conn, account.id)?,
+        allow_http: stored::allows_http(&conn, account.id)?,
         nameserver,
         skip_components: false,
     };
@@ -224,7 +114,7 @@ async fn current_collections(
         let conn = concord.database().connect()?;
         (
             stored_services(&conn, account.id)?,
-            allows_http(&conn, account.id)?,
+            stored::allows_http(&conn, account.id)?,
         )
     };
     if !services.is_empty() {
@@ -272,102 +162,6 @@ async fn current_collections(
 
 // ---- mappings ------------------------------------------------------------------------------
 
-pub fn add_mapping(
-    conn: &Connection,
-    name: &str,
-    account_id: i64,
-    folder: &Path,
-    direction: Direction,
-    conflict_policy: ConflictPolicy,
-    every_minutes: u64,
-) -> rusqlite::Result<i64> {
-    conn.execute(
-        "INSERT INTO collection_mappings (name, account_id, folder, direction, conflict_policy,
-           every_minutes, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            name,
-            account_id,
-            folder.display().to_string(),
-            direction.as_str(),
-            conflict_policy.as_str(),
-            i64::try_from(every_minutes).unwrap_or(i64::MAX),
-            now_ms()
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
-}
-
-pub fn mappings(conn: &Connection) -> rusqlite::Result<Vec<Mapping>> {
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM collection_mappings ORDER BY name")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::new();
-    for name in names {
-        if let Some(m) = mapping(conn, &name)? {
-            out.push(m);
-        }
-    }
-    Ok(out)
-}
-
-pub fn mapping(conn: &Connection, name: &str) -> rusqlite::Result<Option<Mapping>> {
-    let found = conn
-        .query_row(
-            "SELECT m.id, m.name, a.name, m.account_id, m.folder, m.direction, m.conflict_policy,
-               m.every_minutes, m.last_refresh_at_ms, m.last_error
-             FROM collection_mappings m JOIN accounts a ON a.id = m.account_id WHERE m.name = ?1",
-            [name],
-            |r| {
-                let direction: String = r.get(5)?;
-                let policy: String = r.get(6)?;
-                Ok(Mapping {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    account: r.get(2)?,
-                    account_id: r.get(3)?,
-                    folder: r.get(4)?,
-                    direction: Direction::parse(&direction).unwrap_or(Direction::TwoWay),
-                    conflict_policy: ConflictPolicy::parse(&policy).unwrap_or(ConflictPolicy::Ask),
-                    every_minutes: r.get(7)?,
-                    last_refresh_at_ms: r.get(8)?,
-                    last_error: r.get(9)?,
-                    pairs: Vec::new(),
-                })
-            },
-        )
-        .optional()?;
-    let Some(mut m) = found else {
-        return Ok(None);
-    };
-    let mut stmt = conn.prepare(
-        "SELECT p.name, sa.location, sb.location, p.collection_gone_since_ms
-         FROM pairs p JOIN storages sa ON sa.id = p.a_storage_id
-           JOIN storages sb ON sb.id = p.b_storage_id
-         WHERE p.mapping_id = ?1 ORDER BY p.name",
-    )?;
-    m.pairs = stmt
-        .query_map([m.id], |r| {
-            Ok(MappedPair {
-                pair: r.get(0)?,
-                collection_url: r.get(1)?,
-                folder: r.get(2)?,
-                gone_since_ms: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(m))
-}
-
-/// Removes a mapping and its pairs (folders, collections and item history stay).
-pub fn remove_mapping(conn: &Connection, name: &str) -> rusqlite::Result<Vec<String>> {
-    let pairs = mapping(conn, name)?
-        .map(|m| m.pairs.into_iter().map(|p| p.pair).collect())
-        .unwrap_or_default();
-    conn.execute("DELETE FROM collection_mappings WHERE name = ?1", [name])?;
-    Ok(pairs)
-}
-
 /// A folder name for a collection that cannot escape the directory: its name with anything
 /// but letters, digits and `-_.@+=` made `_`, never starting with a dot.
 pub fn folder_name(collection: &Collection) -> String {
@@ -403,7 +197,7 @@ pub async fn refresh(
 ) -> Result<Refresh, SyncError> {
     let m = {
         let conn = concord.database().connect()?;
-        mapping(&conn, name)?.ok_or_else(|| SyncError::NoSuchPair(name.to_owned()))?
+        stored::mapping(&conn, name)?.ok_or_else(|| SyncError::NoSuchPair(name.to_owned()))?
     };
     let account = {
         let conn = concord.database().connect()?;
@@ -414,10 +208,7 @@ pub async fn refresh(
         Ok(found) => found,
         Err(err) => {
             let conn = concord.database().connect()?;
-            conn.execute(
-                "UPDATE collection_mappings SET last_error = ?2 WHERE id = ?1",
-                params![m.id, err.to_string()],
-            )?;
+            stored::set_refresh_failed(&conn, m.id, &err.to_string())?;
             return Err(err);
         }
     };
@@ -445,10 +236,7 @@ pub async fn refresh(
     for c in &found.collections {
         if let Some(p) = existing.get(&c.url) {
             if p.gone_since_ms.is_some() {
-                tx.execute(
-                    "UPDATE pairs SET collection_gone_since_ms = NULL WHERE name = ?1",
-                    [&p.pair],
-                )?;
+                stored::set_pair_collection_gone(&tx, &p.pair, None)?;
             }
             out.active.push(p.pair.clone());
             continue;
@@ -477,10 +265,7 @@ pub async fn refresh(
         )?;
         let pair_name = format!("{name}/{folder_name}");
         let id = state::add_pair(&tx, &pair_name, a, b, m.direction, m.conflict_policy)?;
-        tx.execute(
-            "UPDATE pairs SET mapping_id = ?2 WHERE id = ?1",
-            params![id, m.id],
-        )?;
+        stored::set_pair_mapping(&tx, id, m.id)?;
         out.created.push(pair_name.clone());
         out.active.push(pair_name);
     }
@@ -491,10 +276,7 @@ pub async fn refresh(
         .filter(|p| !listed.contains(p.collection_url.as_str()))
     {
         if p.gone_since_ms.is_none() {
-            tx.execute(
-                "UPDATE pairs SET collection_gone_since_ms = ?2 WHERE name = ?1",
-                params![p.pair, now],
-            )?;
+            stored::set_pair_collection_gone(&tx, &p.pair, Some(now))?;
         }
         out.gone.push(format!(
             "{}: the collection {} is gone from the server; it no longer syncs, and its folder {} \
@@ -502,10 +284,7 @@ pub async fn refresh(
             p.pair, p.collection_url, p.folder
         ));
     }
-    tx.execute(
-        "UPDATE collection_mappings SET last_refresh_at_ms = ?2, last_error = NULL WHERE id = ?1",
-        params![m.id, now],
-    )?;
+    stored::set_refreshed(&tx, m.id, now)?;
     tx.commit()?;
     Ok(out)
 }

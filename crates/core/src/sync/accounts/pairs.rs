@@ -29,7 +29,7 @@ pub fn collection_url(account: &Account, collection: &str) -> String {
 /// Whether a server account's collection at `url` is a calendar (CalDAV) or an address book
 /// (CardDAV): as discovery last saw it, else by the account's kind.
 pub fn collection_kind(conn: &Connection, account: &Account, url: &str) -> StorageKind {
-    let seen = mapping::stored_collections(conn, account.id)
+    let seen = state::mapping::stored_collections(conn, account.id)
         .ok()
         .and_then(|all| all.into_iter().find(|(c, _)| c.url == url));
     match seen {
@@ -97,15 +97,15 @@ pub enum Removed {
 /// refused: it would come back at the next sync.
 pub fn remove(concord: &Concord, name: &str) -> Result<Removed, SyncError> {
     let conn = concord.database().connect()?;
-    if mapping::mapping(&conn, name)?.is_some() {
-        let pairs = mapping::remove_mapping(&conn, name)?;
+    if state::mapping::mapping(&conn, name)?.is_some() {
+        let pairs = state::mapping::remove_mapping(&conn, name)?;
         unschedule(concord, &mapping::schedule_name(name))?;
         for pair in &pairs {
             unschedule(concord, &run::schedule_name(pair))?;
         }
         return Ok(Removed::Mapping { pairs });
     }
-    let owner = mapping::mappings(&conn)?
+    let owner = state::mapping::mappings(&conn)?
         .into_iter()
         .find(|m| m.pairs.iter().any(|p| p.pair == name));
     if let Some(m) = owner {

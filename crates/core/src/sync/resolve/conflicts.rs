@@ -7,7 +7,7 @@
 //! `item_history` before the write. Resolving is idempotent: repeated after a crash, it finds
 //! its own writes and completes or refreshes, never duplicates.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use crate::sync::item::{
 };
 use crate::sync::merge::{Analysis, FieldLines, Merge, head_of, merge, params};
 use crate::sync::run::{Outcome, PairSync, run_here};
+use crate::sync::state::conflicts::OpenConflict;
 use crate::sync::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
 use crate::sync::storage::{CredentialSource, Fetched, Storage, StorageError};
 
@@ -261,16 +262,8 @@ pub enum Resolution {
     Refreshed { uid: String, closed: bool },
 }
 
-/// A stored conflict row with its pair.
-struct Row {
-    id: i64,
-    pair_id: i64,
-    pair: String,
-    conflict: Conflict,
-    updated_at_ms: i64,
-}
-
-impl Row {
+// What the inbox reads of a stored conflict, beside `state::conflicts` where it is kept.
+impl OpenConflict {
     fn side(&self, side: Side) -> Option<&ConflictSide> {
         match side {
             Side::A => self.conflict.a.as_ref(),
@@ -319,62 +312,17 @@ impl Row {
     }
 }
 
-const ROW_COLUMNS: &str = "c.id, c.pair_id, p.name, c.uid, c.kind, c.summary, c.properties,
-    c.base, c.a_href, c.a_etag, c.a_hash, c.a_content, c.b_href, c.b_etag, c.b_hash,
-    c.b_content, c.updated_at_ms";
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let side = |at: usize| -> rusqlite::Result<Option<ConflictSide>> {
-        let href: Option<String> = r.get(at)?;
-        Ok(match href {
-            Some(href) => Some(ConflictSide {
-                href,
-                etag: r.get::<_, Option<String>>(at + 1)?.unwrap_or_default(),
-                hash: r.get::<_, Option<String>>(at + 2)?.unwrap_or_default(),
-                content: r.get::<_, Option<Vec<u8>>>(at + 3)?.unwrap_or_default(),
-            }),
-            None => None,
-        })
-    };
-    let properties: String = r.get(6)?;
-    Ok(Row {
-        id: r.get(0)?,
-        pair_id: r.get(1)?,
-        pair: r.get(2)?,
-        conflict: Conflict {
-            uid: r.get(3)?,
-            kind: r.get(4)?,
-            summary: r.get(5)?,
-            properties: serde_json::from_str(&properties).unwrap_or_default(),
-            base: r.get(7)?,
-            a: side(8)?,
-            b: side(12)?,
-        },
-        updated_at_ms: r.get(16)?,
-    })
-}
-
-fn load(conn: &Connection, id: i64) -> Result<Row, ConflictError> {
-    conn.query_row(
-        &format!(
-            "SELECT {ROW_COLUMNS} FROM conflicts c JOIN pairs p ON p.id = c.pair_id WHERE c.id = ?1"
-        ),
-        [id],
-        row,
-    )
-    .optional()?
-    .ok_or(ConflictError::NoSuchConflict(id))
+fn load(conn: &Connection, id: i64) -> Result<OpenConflict, ConflictError> {
+    state::conflicts::by_id(conn, id)?.ok_or(ConflictError::NoSuchConflict(id))
 }
 
 /// Every open conflict, oldest first.
 pub fn list(concord: &Concord) -> Result<Vec<ConflictSummary>, ConflictError> {
     let conn = concord.database().connect()?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {ROW_COLUMNS} FROM conflicts c JOIN pairs p ON p.id = c.pair_id ORDER BY c.id"
-    ))?;
-    let rows = stmt.query_map([], row)?;
-    rows.map(|r| r.map(|r| r.summary()).map_err(ConflictError::from))
-        .collect()
+    Ok(state::conflicts::all(&conn)?
+        .iter()
+        .map(OpenConflict::summary)
+        .collect())
 }
 
 /// One conflict with its base, both sides and where they differ.
@@ -476,7 +424,7 @@ const TECHNICAL_PROPERTIES: &[&str] = &["UID", "VERSION", "CALSCALE", "RECURRENC
 
 /// Every field of a conflict side by side. For an edit-delete conflict, the remaining side's
 /// fields against the base, the deleted side absent throughout.
-fn fields(row: &Row) -> Vec<Field> {
+fn fields(row: &OpenConflict) -> Vec<Field> {
     let text = |side: Side| row.side(side).map(|s| decode(&s.content));
     let base = row.conflict.base.as_deref().map(decode);
     fields_of(
@@ -1079,7 +1027,7 @@ pub async fn resolve(
     for copy in &copies {
         put_synced_and_seen(&tx, row.pair_id, copy)?;
     }
-    tx.execute("DELETE FROM conflicts WHERE id = ?1", [row.id])?;
+    state::conflicts::remove(&tx, row.id)?;
     tx.commit()?;
     Ok(Resolution::Resolved {
         uid,
@@ -1208,7 +1156,7 @@ async fn resolve_picked(
             summary,
         },
     )?;
-    tx.execute("DELETE FROM conflicts WHERE id = ?1", [row.id])?;
+    state::conflicts::remove(&tx, row.id)?;
     tx.commit()?;
     Ok(Resolution::Picked { uid, picked: picks })
 }
@@ -1224,7 +1172,7 @@ fn unchosen_error(id: i64, unchosen: &[String]) -> ConflictError {
 /// same content (a repeated resolution).
 fn keep_version_once(
     conn: &Connection,
-    row: &Row,
+    row: &OpenConflict,
     storage_id: i64,
     side: Side,
     version: &ConflictSide,
@@ -1262,14 +1210,7 @@ pub(crate) fn keep_once(
     unreadable: &str,
     reason: &str,
 ) -> rusqlite::Result<()> {
-    let newest: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT content FROM item_history WHERE pair_id = ?1 AND uid = ?2 AND side = ?3
-             ORDER BY id DESC LIMIT 1",
-            rusqlite::params![version.pair_id, version.uid, version.side.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let newest = state::newest_version_content(conn, version.pair_id, version.uid, version.side)?;
     if newest.as_deref() == Some(version.content) {
         return Ok(());
     }
@@ -1318,7 +1259,11 @@ pub(crate) fn parsed_hash(content: &[u8]) -> String {
 }
 
 /// What `side` holds now where the conflict saw the item (or where it would be created).
-async fn current(sync: &PairSync, row: &Row, side: Side) -> Result<Option<Fetched>, ConflictError> {
+async fn current(
+    sync: &PairSync,
+    row: &OpenConflict,
+    side: Side,
+) -> Result<Option<Fetched>, ConflictError> {
     let storage = sync.storage(side);
     let href = row
         .side(side)
@@ -1387,7 +1332,7 @@ fn record_copies(conn: &Connection, pair_id: i64, copies: &[Synced]) -> rusqlite
 /// Rewrites the conflict with what the sides hold `now`; closes it when they agree.
 fn refresh(
     conn: &Connection,
-    row: &Row,
+    row: &OpenConflict,
     now: [Option<Fetched>; 2],
 ) -> Result<Resolution, ConflictError> {
     let uid = row.conflict.uid.clone();

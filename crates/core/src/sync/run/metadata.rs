@@ -3,7 +3,8 @@
 //! `displayname` and `color`, as vdirsyncer and khal use them) and a webcal feed (read only:
 //! the calendar's NAME or X-WR-CALNAME and its colour). Three-way against the values
 //! both sides agreed on last time (kept on the pair), following the pair's direction; each
-//! side's value is kept in `storages.display_name` / `color`. An unchanged value writes nothing.
+//! side's value is kept in `storages.display_name` / `color` (both by `state::metadata`). An
+//! unchanged value writes nothing.
 
 use std::fs;
 use std::io::Write;
@@ -12,14 +13,16 @@ use std::path::Path;
 use libdav::PropertyName;
 use libdav::dav::{GetProperties, SetProperty};
 use libdav::names;
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::PairSync;
 use crate::dav::bounded;
 use crate::sync::SyncError;
 use crate::sync::item::ItemKind;
+use crate::sync::state::metadata;
 use crate::sync::state::{ConflictPolicy, Direction, Pair, Side, now_ms};
 use crate::sync::storage::{Storage, StorageError, VALUE_CHARS_MAX};
+
+pub use crate::sync::state::metadata::Metadata;
 
 /// A pair's metadata is compared at most this often by scheduled syncs (each look costs a
 /// request per DAV side); `force` looks now.
@@ -58,13 +61,7 @@ impl Field {
     }
 }
 
-/// One side's metadata.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metadata {
-    pub display_name: Option<String>,
-    pub color: Option<String>,
-}
-
+// `Metadata` is defined where it is kept (`state::metadata`); which field is which is here.
 impl Metadata {
     fn get(&self, field: Field) -> Option<&str> {
         match field {
@@ -186,32 +183,6 @@ fn write_file(folder: &Path, name: &str, value: Option<&str>) -> Result<(), Stor
     fs::rename(&temp, &path).map_err(io("replacing", &path))
 }
 
-/// What both sides agreed on last time, and when metadata was last compared.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Agreed {
-    checked_at_ms: Option<i64>,
-    values: Metadata,
-}
-
-fn agreed(conn: &Connection, pair_id: i64) -> rusqlite::Result<Agreed> {
-    Ok(conn
-        .query_row(
-            "SELECT meta_checked_at_ms, meta_display_name, meta_color FROM pairs WHERE id = ?1",
-            [pair_id],
-            |r| {
-                Ok(Agreed {
-                    checked_at_ms: r.get(0)?,
-                    values: Metadata {
-                        display_name: r.get(1)?,
-                        color: r.get(2)?,
-                    },
-                })
-            },
-        )
-        .optional()?
-        .unwrap_or_default())
-}
-
 /// Which side's value goes where, for one field. `None`: nothing to write.
 fn decide(
     base: Option<&str>,
@@ -252,7 +223,7 @@ fn decide(
 /// Without `force`, a pair looked at less than [`CHECK_INTERVAL_MS`] ago is left alone.
 pub async fn sync_metadata(sync: &PairSync, force: bool) -> Result<Vec<String>, SyncError> {
     let pair: &Pair = sync.pair();
-    let before = agreed(&sync.conn(), pair.id)?;
+    let before = metadata::agreed(&sync.conn(), pair.id)?;
     let now = now_ms();
     if !force
         && before
@@ -310,16 +281,9 @@ pub async fn sync_metadata(sync: &PairSync, force: bool) -> Result<Vec<String>, 
         }
     }
     let conn = sync.conn();
-    conn.execute(
-        "UPDATE pairs SET meta_checked_at_ms = ?2, meta_display_name = ?3, meta_color = ?4
-         WHERE id = ?1",
-        params![pair.id, now, agreed_now.display_name, agreed_now.color],
-    )?;
+    metadata::set_agreed(&conn, pair.id, now, &agreed_now)?;
     for (side, values) in [(Side::A, &a), (Side::B, &b)] {
-        conn.execute(
-            "UPDATE storages SET display_name = ?2, color = ?3 WHERE id = ?1",
-            params![pair.storage(side).id, values.display_name, values.color],
-        )?;
+        metadata::set_storage_metadata(&conn, pair.storage(side).id, values)?;
     }
     Ok(changes)
 }

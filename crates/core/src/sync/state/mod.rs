@@ -3,6 +3,10 @@
 //! last synced on both sides with its base content (`item_state`). Also item history,
 //! quarantine and open conflicts. Every function takes a connection or transaction; callers
 //! choose the transaction (writes use `BEGIN IMMEDIATE`).
+//!
+//! One file per concern beside this one: [`conflicts`] (the inbox's reads, and closing a
+//! resolved conflict), [`mapping`] (what discovery saw of an account, and "all collections"
+//! mappings), [`metadata`] (a pair's display name and colour).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,6 +15,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::item::ItemKind;
+
+pub mod conflicts;
+pub mod mapping;
+pub mod metadata;
 
 /// History versions kept per item and side; older ones are pruned.
 pub const HISTORY_VERSIONS_PER_ITEM_MAX: i64 = 50;
@@ -799,6 +807,22 @@ pub fn version(conn: &Connection, id: i64) -> rusqlite::Result<Option<ItemVersio
         ),
         [id],
         version_row,
+    )
+    .optional()
+}
+
+/// The content of the newest version kept of item `uid` on one side of a pair, if any.
+pub fn newest_version_content(
+    conn: &Connection,
+    pair_id: i64,
+    uid: &str,
+    side: Side,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT content FROM item_history WHERE pair_id = ?1 AND uid = ?2 AND side = ?3
+         ORDER BY id DESC LIMIT 1",
+        params![pair_id, uid, side.as_str()],
+        |r| r.get(0),
     )
     .optional()
 }
