@@ -2,7 +2,7 @@
 //! everything is `concord_core::sync::resolve::conflicts`; this file parses and prints (text
 //! or `--json`).
 
-use crate::print_json;
+use crate::{print_json, runtime};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -123,12 +123,7 @@ pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), S
                 Some(keep) => Choice::Keep(keep.into()),
                 None => Choice::Pick(picks),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| format!("starting the async runtime: {e}"))?;
-            let resolution = runtime
+            let resolution = runtime()?
                 .block_on(conflicts::resolve_durably(
                     concord,
                     id,

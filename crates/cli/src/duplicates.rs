@@ -11,7 +11,7 @@ use concord_core::sync::resolve::duplicates::{self, Contact, Duplicate};
 use concord_core::sync::storage::SystemKeyring;
 
 use crate::conflicts::{parse_pick, print_fields, print_preview};
-use crate::print_json;
+use crate::{print_json, runtime};
 
 #[derive(Debug, Subcommand)]
 pub enum DuplicatesCommand {
@@ -63,12 +63,7 @@ pub fn run(concord: &Concord, cmd: DuplicatesCommand, json: bool) -> Result<(), 
                     duplicates::preview(concord, &id, &picks).map_err(|e| e.to_string())?;
                 return print_preview(&preview, json);
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| format!("starting the async runtime: {e}"))?;
-            let merged = runtime
+            let merged = runtime()?
                 .block_on(duplicates::merge_durably(
                     concord,
                     &id,

@@ -150,6 +150,15 @@ impl<'a> StatusReport<'a> {
     }
 }
 
+/// The runtime a command's async operation runs on (a network call, a sync, a refresh).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))
+}
+
 /// Pretty JSON on stdout: every command's `--json` output.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;

@@ -1,9 +1,10 @@
-//! The operations both faces offer, once: accounts, pairs, syncing now. Each is a method of
+//! The operations both faces offer, once: accounts, pairs, syncing now, items, feeds. Each is a method of
 //! [`Concord`](crate::Concord) taking what a person gave and returning typed answers or an
 //! [`OpError`], whose sentence the CLI prints and the window shows as it is. The faces parse and
 //! format; the rules, the defaults and the SQL are here and below.
 
 mod accounts;
+mod feeds;
 mod items;
 mod names;
 mod pairs;
@@ -12,12 +13,17 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 pub use accounts::{ConnectionTest, NewAccount};
+pub use feeds::{
+    AddedFeed, ENTRIES_LIMIT_DEFAULT, ENTRIES_LIMIT_MAX, Entries, EntryQuery, FeedRef,
+    FeedsToRefresh, Mark, Marked, MuteChanges, NewFeed, web_link,
+};
 pub use pairs::{
     EVERY_MINUTES_MAX, EVERY_MINUTES_MIN, MappingRow, NewPair, PairRow, PairSettings, PairSide,
     SYNC_INTERVAL_DEFAULT, SideSpec, SyncAll,
 };
 
 use crate::CoreError;
+use crate::feeds::FeedError;
 use crate::secrets::SecretError;
 use crate::sync::SyncError;
 use crate::sync::state::{self, Account};
@@ -47,6 +53,8 @@ pub enum OpError {
     Core(#[from] CoreError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
 }
 
 impl OpError {
@@ -58,7 +66,11 @@ impl OpError {
             OpError::Invalid(_) => "invalid",
             OpError::Sync(err) if err.needs_attention() => "needs_attention",
             OpError::Secret(_) => "needs_attention",
-            OpError::Sync(_) | OpError::Core(_) => "failed",
+            OpError::Feed(FeedError::NotFound(_) | FeedError::EntryGone(_)) => "not_found",
+            OpError::Feed(FeedError::BadUrl(_) | FeedError::Opml(_) | FeedError::Invalid(_)) => {
+                "invalid"
+            }
+            OpError::Sync(_) | OpError::Core(_) | OpError::Feed(_) => "failed",
         }
     }
 }
