@@ -100,7 +100,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Conflicts(cmd) => conflicts::run(&concord, cmd, cli.json),
         Command::Duplicates(cmd) => duplicates::run(&concord, cmd, cli.json),
         Command::Feeds(cmd) => feeds::run(&concord, cmd, cli.json),
-        Command::Jobs(cmd) => jobs::run_jobs(concord.engine(), cmd, cli.json),
+        Command::Jobs(cmd) => jobs::run_jobs(&concord, cmd, cli.json),
         Command::Schedules(cmd) => jobs::run_schedules(concord.engine(), cmd, cli.json),
         Command::Status => {
             let status = concord.status().map_err(|e| e.to_string())?;
