@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
-use concord_core::sync::resolve::conflicts::{self, ConflictSummary};
+use concord_core::sync::resolve::conflicts::ConflictSummary;
 use concord_core::{Concord, Health};
 use notify_rust::NotificationResponse;
 use tauri::{AppHandle, Emitter, Wry};
@@ -125,7 +125,7 @@ impl ConflictNotices {
     /// Reads the open conflicts; those not announced yet get one notification together, and
     /// those closed since are forgotten. Blocks on SQLite: call it off the async workers.
     pub fn announce_new(&self, app: &AppHandle<Wry>, concord: &Concord) {
-        let open = match conflicts::list(concord) {
+        let open = match concord.conflicts() {
             Ok(open) => open,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the open conflicts");

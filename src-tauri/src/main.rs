@@ -115,7 +115,6 @@ fn main() -> ExitCode {
             commands::conflicts::conflict_resolve,
         ])
         .plugin(window::navigation_guard())
-        .manage(commands::feeds::Refreshing::default())
         .on_window_event(window::hide_on_close)
         .setup(move |app| setup(app, &data_dir, launch.hidden))
         .build(tauri::generate_context!());

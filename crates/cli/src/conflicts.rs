@@ -1,18 +1,16 @@
 //! `concord conflicts list|show|resolve`: the conflict inbox from the command line. Thin:
-//! everything is `concord_core::sync::resolve::conflicts`; this file parses and prints (text
+//! each parses, calls one of core's operations (`Concord::conflicts`, ...) and prints (text
 //! or `--json`).
 
-use crate::print_json;
+use crate::{print_json, runtime};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 use concord_core::Concord;
 use concord_core::sync::Side;
 use concord_core::sync::resolve::conflicts::{
-    self, Choice, ConflictSummary, Details, Field, Keep, Preview, Resolution, Version,
+    Choice, ConflictSummary, Details, Field, Keep, Preview, Resolution, Version,
 };
-use concord_core::sync::storage::SystemKeyring;
 
 #[derive(Debug, Subcommand)]
 pub enum ConflictsCommand {
@@ -82,7 +80,7 @@ impl From<KeepArg> for Keep {
 pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), String> {
     match cmd {
         ConflictsCommand::List => {
-            let open = conflicts::list(concord).map_err(|e| e.to_string())?;
+            let open = concord.conflicts().map_err(|e| e.to_string())?;
             if json {
                 return print_json(&open);
             }
@@ -95,7 +93,7 @@ pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), S
             Ok(())
         }
         ConflictsCommand::Show { id, full } => {
-            let detail = conflicts::show(concord, id).map_err(|e| e.to_string())?;
+            let detail = concord.conflict(id).map_err(|e| e.to_string())?;
             if json {
                 return print_json(&detail);
             }
@@ -116,25 +114,17 @@ pub fn run(concord: &Concord, cmd: ConflictsCommand, json: bool) -> Result<(), S
         } => {
             let picks: BTreeMap<String, Side> = pick.into_iter().collect();
             if preview {
-                let preview = conflicts::preview(concord, id, &picks).map_err(|e| e.to_string())?;
+                let preview = concord
+                    .conflict_preview(id, &picks)
+                    .map_err(|e| e.to_string())?;
                 return print_preview(&preview, json);
             }
             let choice = match keep {
                 Some(keep) => Choice::Keep(keep.into()),
                 None => Choice::Pick(picks),
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| format!("starting the async runtime: {e}"))?;
-            let resolution = runtime
-                .block_on(conflicts::resolve_durably(
-                    concord,
-                    id,
-                    choice,
-                    Arc::new(SystemKeyring),
-                ))
+            let resolution = runtime()?
+                .block_on(concord.resolve_conflict(id, choice))
                 .map_err(|e| e.to_string())?;
             if json {
                 return print_json(&resolution);

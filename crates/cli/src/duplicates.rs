@@ -1,17 +1,15 @@
 //! `concord duplicates list|show|merge`: likely duplicate contacts from the command line.
-//! Thin: everything is `concord_core::sync::resolve::duplicates`; this file parses and prints.
+//! Thin: each parses, calls one of core's operations (`Concord::duplicates`, ...) and prints.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use clap::Subcommand;
 use concord_core::Concord;
 use concord_core::sync::Side;
-use concord_core::sync::resolve::duplicates::{self, Contact, Duplicate};
-use concord_core::sync::storage::SystemKeyring;
+use concord_core::sync::resolve::duplicates::{Contact, Duplicate};
 
 use crate::conflicts::{parse_pick, print_fields, print_preview};
-use crate::print_json;
+use crate::{print_json, runtime};
 
 #[derive(Debug, Subcommand)]
 pub enum DuplicatesCommand {
@@ -35,7 +33,7 @@ pub enum DuplicatesCommand {
 pub fn run(concord: &Concord, cmd: DuplicatesCommand, json: bool) -> Result<(), String> {
     match cmd {
         DuplicatesCommand::List => {
-            let found = duplicates::list(concord).map_err(|e| e.to_string())?;
+            let found = concord.duplicates().map_err(|e| e.to_string())?;
             if json {
                 return print_json(&found);
             }
@@ -48,7 +46,7 @@ pub fn run(concord: &Concord, cmd: DuplicatesCommand, json: bool) -> Result<(), 
             Ok(())
         }
         DuplicatesCommand::Show { id } => {
-            let duplicate = duplicates::show(concord, &id).map_err(|e| e.to_string())?;
+            let duplicate = concord.duplicate(&id).map_err(|e| e.to_string())?;
             if json {
                 return print_json(&duplicate);
             }
@@ -59,22 +57,13 @@ pub fn run(concord: &Concord, cmd: DuplicatesCommand, json: bool) -> Result<(), 
         DuplicatesCommand::Merge { id, pick, preview } => {
             let picks: BTreeMap<String, Side> = pick.into_iter().collect();
             if preview {
-                let preview =
-                    duplicates::preview(concord, &id, &picks).map_err(|e| e.to_string())?;
+                let preview = concord
+                    .duplicate_preview(&id, &picks)
+                    .map_err(|e| e.to_string())?;
                 return print_preview(&preview, json);
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| format!("starting the async runtime: {e}"))?;
-            let merged = runtime
-                .block_on(duplicates::merge_durably(
-                    concord,
-                    &id,
-                    &picks,
-                    Arc::new(SystemKeyring),
-                ))
+            let merged = runtime()?
+                .block_on(concord.merge_duplicate(&id, &picks))
                 .map_err(|e| e.to_string())?;
             if json {
                 return print_json(&merged);

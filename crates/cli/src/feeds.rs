@@ -1,17 +1,18 @@
 //! `concord feeds …`: subscriptions, refresh, entries and notification rules, for people
-//! (aligned text) and scripts (`--json`). All the work is in `concord_core::feeds`.
+//! (aligned text) and scripts (`--json`). Each parses, calls one of core's feed operations
+//! (`Concord::add_feed`, ...) and prints.
 
-use crate::print_json;
+use crate::{print_json, runtime};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
 use clap::Subcommand;
 use concord_core::Concord;
-use concord_core::feeds::notify::QuietHours;
-use concord_core::feeds::store::{self, EntryFilter, FeedRow};
-use concord_core::feeds::{RefreshOptions, RefreshSummary, opml, refresh_blocking, workflow};
+use concord_core::feeds::{FeedRow, RefreshSummary};
+use concord_core::ops::{
+    ENTRIES_LIMIT_DEFAULT, Entries, EntryQuery, FeedRef, FeedsToRefresh, Mark, MuteChanges, NewFeed,
+};
 use serde_json::json;
 
 #[derive(Debug, Subcommand)]
@@ -52,7 +53,8 @@ pub enum FeedsCommand {
         unread: bool,
         #[arg(long)]
         starred: bool,
-        #[arg(long, default_value_t = 20)]
+        /// At most this many (up to 500)
+        #[arg(long, default_value_t = ENTRIES_LIMIT_DEFAULT)]
         limit: u32,
         /// Show each entry's sanitized HTML too
         #[arg(long)]
@@ -92,7 +94,6 @@ pub enum FeedsCommand {
 }
 
 pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), String> {
-    let conn = concord.database().connect().map_err(err)?;
     match cmd {
         FeedsCommand::Add {
             url,
@@ -100,21 +101,18 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             folder,
             no_check,
         } => {
-            let (id, added) =
-                store::add_feed(&conn, &url, title.as_deref(), folder.as_deref(), Utc::now())
-                    .map_err(err)?;
-            // Background refreshes start with the first subscription.
-            workflow::schedule(concord.engine()).map_err(err)?;
-            let summary = if no_check || !added {
-                None
-            } else {
-                Some(refresh(concord, vec![id], false)?)
+            let new = NewFeed {
+                url,
+                title,
+                folder,
+                check: !no_check,
             };
-            let feed = store::feed(&conn, id).map_err(err)?;
+            let added = runtime()?.block_on(concord.add_feed(new)).map_err(err)?;
             if json {
-                return print_json(&json!({ "added": added, "feed": feed, "refresh": summary }));
+                return print_json(&added);
             }
-            if !added {
+            let feed = &added.feed;
+            if !added.added {
                 println!(
                     "Already subscribed: {} (id {})",
                     feed.display_name(),
@@ -122,13 +120,12 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
                 );
             } else {
                 println!("Subscribed to {} (id {})", feed.display_name(), feed.id);
-                print_feed_state(&feed);
+                print_feed_state(feed);
             }
             Ok(())
         }
         FeedsCommand::Remove { feed } => {
-            let feed = store::find_feed(&conn, &feed).map_err(err)?;
-            store::remove_feed(&conn, feed.id).map_err(err)?;
+            let feed = concord.remove_feed(&feed.into()).map_err(err)?;
             if json {
                 return print_json(&json!({ "removed": feed }));
             }
@@ -140,7 +137,7 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             Ok(())
         }
         FeedsCommand::List => {
-            let feeds = store::list_feeds(&conn).map_err(err)?;
+            let feeds = concord.feeds().map_err(err)?;
             if json {
                 return print_json(&feeds);
             }
@@ -176,8 +173,7 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             } else {
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
             };
-            let report = opml::import_into(&conn, &bytes, Utc::now()).map_err(err)?;
-            workflow::schedule(concord.engine()).map_err(err)?;
+            let report = concord.import_opml(&bytes).map_err(err)?;
             if json {
                 return print_json(&report);
             }
@@ -191,7 +187,7 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             Ok(())
         }
         FeedsCommand::Export { file } => {
-            let text = opml::export_from(&conn).map_err(err)?;
+            let text = concord.export_opml().map_err(err)?;
             match file {
                 Some(path) => {
                     std::fs::write(&path, text)
@@ -206,12 +202,16 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             Ok(())
         }
         FeedsCommand::Refresh { feeds, all } => {
-            let ids = feeds
-                .iter()
-                .map(|f| store::find_feed(&conn, f).map(|f| f.id))
-                .collect::<Result<Vec<_>, _>>()
+            let which = if !feeds.is_empty() {
+                FeedsToRefresh::Only(feeds.into_iter().map(FeedRef::from).collect())
+            } else if all {
+                FeedsToRefresh::All
+            } else {
+                FeedsToRefresh::Due
+            };
+            let summary = runtime()?
+                .block_on(concord.refresh_feeds(which))
                 .map_err(err)?;
-            let summary = refresh(concord, ids, all)?;
             if json {
                 return print_json(&summary);
             }
@@ -225,17 +225,15 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             limit,
             full,
         } => {
-            let feed_id = feed
-                .map(|f| store::find_feed(&conn, &f).map(|f| f.id))
-                .transpose()
-                .map_err(err)?;
-            let filter = EntryFilter {
-                feed_id,
+            let query = EntryQuery {
+                feed: feed.map(FeedRef::from),
                 unread_only: unread,
                 starred_only: starred,
                 limit: Some(limit),
+                // Scripts get each entry's HTML; people with --full.
+                with_html: true,
             };
-            let entries = store::entries(&conn, &filter).map_err(err)?;
+            let entries = concord.feed_entries(&query).map_err(err)?;
             if json {
                 return print_json(&entries);
             }
@@ -276,30 +274,29 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             all,
             feed,
         } => {
-            let changed = if star || unstar {
-                store::set_starred(&conn, &ids, star).map_err(err)?
-            } else if all {
-                if unread {
-                    return Err("--all marks read only; name entries to mark them unread".into());
-                }
-                let feed_id = feed
-                    .map(|f| store::find_feed(&conn, &f).map(|f| f.id))
-                    .transpose()
-                    .map_err(err)?;
-                store::mark_all_read(&conn, feed_id).map_err(err)?
-            } else {
-                if ids.is_empty() {
-                    return Err(
-                        "name the entries (ids from `concord feeds items`), or use --all".into(),
-                    );
-                }
-                store::mark_read(&conn, &ids, !unread).map_err(err)?
+            let mark = match (star, unstar, unread) {
+                (true, _, _) => Mark::Starred,
+                (_, true, _) => Mark::Unstarred,
+                (_, _, true) => Mark::Unread,
+                _ => Mark::Read,
             };
-            let unread_now = store::unread_count(&conn).map_err(err)?;
+            let which = if all && !(star || unstar) {
+                Entries::All(feed.map(FeedRef::from))
+            } else if ids.is_empty() {
+                return Err(
+                    "name the entries (ids from `concord feeds items`), or use --all".into(),
+                );
+            } else {
+                Entries::Ids(ids)
+            };
+            let marked = concord.mark_entries(which, mark).map_err(err)?;
             if json {
-                return print_json(&json!({ "changed": changed, "unread": unread_now }));
+                return print_json(&marked);
             }
-            println!("{changed} entries changed; {unread_now} unread");
+            println!(
+                "{} entries changed; {} unread",
+                marked.changed, marked.unread
+            );
             Ok(())
         }
         FeedsCommand::Mute {
@@ -308,30 +305,12 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             quiet_hours,
             off,
         } => {
-            if let Some(f) = &feed {
-                let f = store::find_feed(&conn, f).map_err(err)?;
-                store::set_muted(&conn, f.id, !off).map_err(err)?;
-            }
-            if let Some(k) = &keyword {
-                if off {
-                    store::remove_mute_keyword(&conn, k).map_err(err)?;
-                } else {
-                    store::add_mute_keyword(&conn, k).map_err(err)?;
-                }
-            }
-            if let Some(q) = &quiet_hours {
-                let value = if q == "off" {
-                    String::new()
-                } else {
-                    QuietHours::parse(q)
-                        .ok_or_else(|| {
-                            format!("{q:?}: give quiet hours as HH:MM-HH:MM, e.g. 22:00-07:00")
-                        })?
-                        .to_string()
-                };
-                store::set_quiet_hours(&conn, &value).map_err(err)?;
-            }
-            let rules = store::mute_rules(&conn).map_err(err)?;
+            let changes = MuteChanges {
+                feed: feed.map(|f| (FeedRef::from(f), !off)),
+                keyword: keyword.map(|k| (k, !off)),
+                quiet_hours: quiet_hours.map(|q| (q != "off").then_some(q)),
+            };
+            let rules = concord.set_mutes(changes).map_err(err)?;
             if json {
                 return print_json(&rules);
             }
@@ -359,14 +338,14 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             Ok(())
         }
         FeedsCommand::Interval { feed, every } => {
-            let f = store::find_feed(&conn, &feed).map_err(err)?;
             let interval = if every == "auto" {
                 None
             } else {
                 Some(parse_duration(&every)?)
             };
-            store::set_interval_override(&conn, f.id, interval).map_err(err)?;
-            let f = store::feed(&conn, f.id).map_err(err)?;
+            let f = concord
+                .set_feed_interval(&feed.into(), interval)
+                .map_err(err)?;
             if json {
                 return print_json(&f);
             }
@@ -383,15 +362,6 @@ pub fn run(concord: &Concord, cmd: FeedsCommand, json: bool) -> Result<(), Strin
             Ok(())
         }
     }
-}
-
-fn refresh(concord: &Concord, only: Vec<i64>, all: bool) -> Result<RefreshSummary, String> {
-    let opts = RefreshOptions {
-        force: all,
-        only,
-        ..RefreshOptions::default()
-    };
-    refresh_blocking(concord.database(), &opts).map_err(err)
 }
 
 fn print_feed_state(f: &FeedRow) {
@@ -488,8 +458,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let conn = concord.database().connect().unwrap();
-        let rules = store::mute_rules(&conn).unwrap();
+        let rules = concord.set_mutes(Default::default()).unwrap();
         assert_eq!(rules.keywords, ["ads"]);
         assert_eq!(rules.quiet_hours.as_deref(), Some("22:00-07:00"));
         assert_eq!(rules.muted_feeds[0].title, "Example");
@@ -498,7 +467,7 @@ mod tests {
         assert!(
             schedules
                 .iter()
-                .any(|s| s.schedule.name == workflow::SCHEDULE_NAME)
+                .any(|s| s.schedule.name == concord_core::feeds::workflow::SCHEDULE_NAME)
         );
         let out = dir.path().join("out.opml");
         run(
@@ -509,7 +478,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let subs = opml::import(&std::fs::read(out).unwrap()).unwrap();
+        let subs = concord_core::feeds::opml::import(&std::fs::read(out).unwrap()).unwrap();
         assert_eq!(subs[0].folder.as_deref(), Some("News"));
         assert!(
             run(

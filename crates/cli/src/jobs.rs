@@ -6,6 +6,8 @@ use crate::print_json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
+use concord_core::Concord;
+use concord_core::ops::JOBS_LIMIT_DEFAULT;
 use concord_durable::{Engine, RunDetail, RunFilter, RunId, RunInfo, RunState, ScheduleInfo};
 
 /// Prints a line; a closed pipe (`concord jobs list | head`) is not worth a panic.
@@ -26,8 +28,8 @@ pub enum JobsCommand {
         /// Only runs of this workflow kind
         #[arg(long)]
         kind: Option<String>,
-        /// At most this many
-        #[arg(long, default_value_t = 50)]
+        /// At most this many (up to 500)
+        #[arg(long, default_value_t = JOBS_LIMIT_DEFAULT)]
         limit: usize,
     },
     /// Show one run with its steps, attempts and errors
@@ -57,12 +59,13 @@ fn parse_state(s: &str) -> Result<RunState, String> {
     })
 }
 
-pub fn run_jobs(engine: &Engine, cmd: JobsCommand, json: bool) -> Result<(), String> {
+pub fn run_jobs(concord: &Concord, cmd: JobsCommand, json: bool) -> Result<(), String> {
+    let engine = concord.engine();
     let err = |e: concord_durable::Error| e.to_string();
     match cmd {
         JobsCommand::List { state, kind, limit } => {
             let filter = RunFilter { state, kind, limit };
-            let runs = engine.runs(&filter).map_err(err)?;
+            let runs = concord.runs(filter).map_err(|e| e.to_string())?;
             if json {
                 return print_json(&runs);
             }

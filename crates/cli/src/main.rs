@@ -100,7 +100,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Conflicts(cmd) => conflicts::run(&concord, cmd, cli.json),
         Command::Duplicates(cmd) => duplicates::run(&concord, cmd, cli.json),
         Command::Feeds(cmd) => feeds::run(&concord, cmd, cli.json),
-        Command::Jobs(cmd) => jobs::run_jobs(concord.engine(), cmd, cli.json),
+        Command::Jobs(cmd) => jobs::run_jobs(&concord, cmd, cli.json),
         Command::Schedules(cmd) => jobs::run_schedules(concord.engine(), cmd, cli.json),
         Command::Status => {
             let status = concord.status().map_err(|e| e.to_string())?;
@@ -148,6 +148,15 @@ impl<'a> StatusReport<'a> {
             status,
         }
     }
+}
+
+/// The runtime a command's async operation runs on (a network call, a sync, a refresh).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))
 }
 
 /// Pretty JSON on stdout: every command's `--json` output.

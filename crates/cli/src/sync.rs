@@ -2,7 +2,7 @@
 //! `concord quarantine`: calendar and contact sync from the command line. Thin: everything is
 //! `concord_core::sync`; this file parses, resolves names and prints (text or `--json`).
 
-use crate::print_json;
+use crate::{print_json, runtime};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -150,14 +150,6 @@ pub struct SyncArgs {
 pub enum QuarantineCommand {
     /// Items set aside because they cannot be read or share a UID, with the reason
     List,
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the async runtime: {e}"))
 }
 
 /// The first line of standard input, without its line ending.

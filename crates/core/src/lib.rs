@@ -78,6 +78,8 @@ pub const DATABASE_FILE: &str = "concord.db";
 pub struct Concord {
     data_dir: PathBuf,
     engine: Engine,
+    /// Held by a feed refresh this process runs (`Concord::refresh_feeds`): one at a time.
+    feeds_refreshing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Concord {
@@ -110,6 +112,7 @@ impl Concord {
         let concord = Self {
             data_dir: data_dir.to_path_buf(),
             engine,
+            feeds_refreshing: std::sync::Arc::default(),
         };
         // Every process that runs the scheduler can run any pair's sync; passwords are read
         // from the Secret Service only when a run needs one.

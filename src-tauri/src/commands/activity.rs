@@ -2,6 +2,7 @@
 //! the engine's live events forwarded to the window as `job-event`. The engine's own types go to
 //! the window as they serialize; the page words them for a person (ui/src/lib/activity.ts).
 
+use concord_core::OpError;
 use concord_durable::{Event, RunDetail, RunFilter, RunId, RunInfo, ScheduleInfo};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, State, Wry};
@@ -13,19 +14,14 @@ use crate::shell::Shell;
 /// [`Missed`] when the window fell behind and must read the list again.
 pub const JOB_EVENT: &str = "job-event";
 
-/// The most runs one list returns: the page shows recent activity, `concord jobs` the rest.
-pub const JOBS_LIMIT_MAX: usize = 500;
-
-/// Recent runs, newest first, at most `limit` (1 to [`JOBS_LIMIT_MAX`]).
+/// Recent runs, newest first, at most `limit` (within core's limits).
 #[tauri::command]
-pub async fn jobs(shell: State<'_, Shell>, limit: usize) -> Result<Vec<RunInfo>, String> {
+pub async fn jobs(shell: State<'_, Shell>, limit: usize) -> Result<Vec<RunInfo>, OpError> {
     let filter = RunFilter {
-        limit: limit.clamp(1, JOBS_LIMIT_MAX),
+        limit,
         ..RunFilter::default()
     };
-    shell
-        .core(move |concord| Ok(concord.engine().runs(&filter)?))
-        .await
+    shell.op(move |concord| concord.runs(filter)).await
 }
 
 /// One run with its steps and attempts.

@@ -2,31 +2,30 @@
 //! sides field by field, the item a per-field choice would give, and resolution (keep A, B or
 //! both, or pick per field) run as the durable `resolve-conflict` job, as `concord conflicts`
 //! runs it. A side that changed since is re-read and the conflict shown again, never overwritten.
+//! Each is one call of core's operations (`Concord::conflicts`, ...); errors cross as
+//! `{kind, message}`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use concord_core::OpError;
 use concord_core::sync::resolve::conflicts::{
-    self, Choice, ConflictDetail, ConflictSummary, Preview, Resolution,
+    Choice, ConflictDetail, ConflictSummary, Preview, Resolution,
 };
 use concord_core::sync::state::Side;
-use concord_core::sync::storage::SystemKeyring;
 use tauri::{AppHandle, State, Wry};
 
 use crate::shell::Shell;
 
 /// Every open conflict, oldest first.
 #[tauri::command]
-pub async fn conflicts_list(shell: State<'_, Shell>) -> Result<Vec<ConflictSummary>, String> {
-    shell.blocking(conflicts::list).await
+pub async fn conflicts_list(shell: State<'_, Shell>) -> Result<Vec<ConflictSummary>, OpError> {
+    shell.op(|concord| concord.conflicts()).await
 }
 
 /// One conflict: base, A and B, in a person's words and field by field.
 #[tauri::command]
-pub async fn conflict_show(shell: State<'_, Shell>, id: i64) -> Result<ConflictDetail, String> {
-    shell
-        .blocking(move |concord| conflicts::show(concord, id))
-        .await
+pub async fn conflict_show(shell: State<'_, Shell>, id: i64) -> Result<ConflictDetail, OpError> {
+    shell.op(move |concord| concord.conflict(id)).await
 }
 
 /// The item `picks` ("VEVENT SUMMARY" -> a|b) would give; fields not named follow the merge.
@@ -35,9 +34,9 @@ pub async fn conflict_preview(
     shell: State<'_, Shell>,
     id: i64,
     picks: BTreeMap<String, Side>,
-) -> Result<Preview, String> {
+) -> Result<Preview, OpError> {
     shell
-        .blocking(move |concord| conflicts::preview(concord, id, &picks))
+        .op(move |concord| concord.conflict_preview(id, &picks))
         .await
 }
 
@@ -49,11 +48,8 @@ pub async fn conflict_resolve(
     shell: State<'_, Shell>,
     id: i64,
     choice: Choice,
-) -> Result<Resolution, String> {
-    let concord = shell.concord().clone();
-    let resolved = conflicts::resolve_durably(&concord, id, choice, Arc::new(SystemKeyring))
-        .await
-        .map_err(|e| e.to_string());
+) -> Result<Resolution, OpError> {
+    let resolved = shell.concord().resolve_conflict(id, choice).await;
     let _ = shell.publish(&app).await;
     resolved
 }

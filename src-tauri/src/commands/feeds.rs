@@ -1,22 +1,22 @@
 //! The Feeds page's commands: subscriptions with unread counts, status and next check; entries
-//! and the reader; read, star, mute and interval; Refresh now. Every refresh that completes in
+//! and the reader; read, star, mute and interval; Refresh now. Each is one call of core's feed
+//! operations (`Concord::add_feed`, ...), the same `concord feeds` makes; errors cross as
+//! `{kind, message}`. Every refresh that completes in
 //! this app (Refresh now, adding a feed, or a scheduled "feeds.refresh" run this app's scheduler
 //! executes) is announced to the window as `feeds-refreshed`, and what it found new as one
 //! desktop notification, composed by core's notify policy (mutes, quiet hours), whose action
 //! opens the window on the Feeds page (`open-page`).
 
-use chrono::Utc;
-use concord_core::Concord;
-use concord_core::feeds::fetch::ErrorClass;
+use std::time::Duration;
+
+use concord_core::OpError;
 use concord_core::feeds::notify::Notification;
-use concord_core::feeds::schedule::{OVERRIDE_MAX, OVERRIDE_MIN};
-use concord_core::feeds::store::{self, EntryFilter, EntryRow, FeedRow};
-use concord_core::feeds::{FeedError, RefreshOptions, RefreshSummary, refresh, workflow};
+use concord_core::feeds::{EntryRow, FeedRow, RefreshSummary, workflow};
+use concord_core::ops::{Entries, EntryQuery, FeedRef, FeedsToRefresh, Mark, NewFeed, web_link};
 use concord_durable::{Event, RunState};
 use notify_rust::NotificationResponse;
-use rusqlite::Connection;
 use tauri::{AppHandle, Emitter, Manager, State, Wry};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::broadcast;
 
 use crate::shell::Shell;
 use crate::window;
@@ -25,32 +25,14 @@ use crate::window;
 pub const FEEDS_REFRESHED: &str = "feeds-refreshed";
 /// Asks the window to show a page; its payload is the page's id (`"feeds"`).
 pub const OPEN_PAGE: &str = "open-page";
-/// The most entries one list returns (a feed keeps at most 500, starred ones aside).
-pub const ENTRIES_LIMIT_MAX: u32 = 500;
 /// The notification's button; "default" is a click on the notification itself.
 const OPEN_FEEDS_ACTION: &str = "open-feeds";
-
-/// One refresh at a time from this app: a second Refresh now waits for the first, whose
-/// conditional GETs leave it little to do.
-#[derive(Default)]
-pub struct Refreshing(Mutex<()>);
-
-/// Runs `call` on a connection of its own, off the async workers.
-async fn with_conn<T, F>(shell: &Shell, call: F) -> Result<T, String>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, FeedError> + Send + 'static,
-{
-    shell
-        .blocking(move |concord: &Concord| call(&concord.database().connect()?))
-        .await
-}
 
 /// Every subscription with its unread count, status, last error and suggestion, and when it
 /// is checked next and why.
 #[tauri::command]
-pub async fn feeds(shell: State<'_, Shell>) -> Result<Vec<FeedRow>, String> {
-    with_conn(&shell, store::list_feeds).await
+pub async fn feeds(shell: State<'_, Shell>) -> Result<Vec<FeedRow>, OpError> {
+    shell.op(|concord| concord.feeds()).await
 }
 
 /// Subscribes to `url` and checks it at once, so a wrong address is said now: an address that
@@ -61,35 +43,25 @@ pub async fn add_feed(
     app: AppHandle<Wry>,
     shell: State<'_, Shell>,
     url: String,
-) -> Result<FeedRow, String> {
-    let (id, added) = shell
-        .blocking(move |concord| {
-            let conn = concord.database().connect().map_err(|e| e.to_string())?;
-            let added =
-                store::add_feed(&conn, &url, None, None, Utc::now()).map_err(|e| e.to_string())?;
-            // Background refreshes start with the first subscription.
-            workflow::schedule(concord.engine()).map_err(|e| e.to_string())?;
-            Ok::<_, String>(added)
-        })
-        .await?;
-    if added {
-        let opts = RefreshOptions {
-            only: vec![id],
-            ..RefreshOptions::default()
-        };
-        let summary = run_refresh(&app, opts).await?;
-        if let Some(failure) = summary.failures.iter().find(|f| f.feed_id == id)
-            && failure.class != ErrorClass::Transient
-        {
-            with_conn(&shell, move |conn| store::remove_feed(conn, id)).await?;
-            publish_feeds(&app, &summary).await;
-            return Err(format!(
-                "Not subscribed: {} — {}",
-                failure.error, failure.suggestion
-            ));
+) -> Result<FeedRow, OpError> {
+    let new = NewFeed {
+        url,
+        check: true,
+        ..NewFeed::default()
+    };
+    match shell.concord().add_feed(new).await {
+        Ok(added) => {
+            if let Some(summary) = added.refresh {
+                refreshed(&app, summary).await;
+            }
+            Ok(added.feed)
+        }
+        Err(error) => {
+            // A refused address was briefly subscribed: lists read again.
+            let _ = shell.publish(&app).await;
+            Err(error)
         }
     }
-    with_conn(&shell, move |conn| store::feed(conn, id)).await
 }
 
 /// Unsubscribes; the feed's entries go too.
@@ -98,31 +70,29 @@ pub async fn remove_feed(
     app: AppHandle<Wry>,
     shell: State<'_, Shell>,
     id: i64,
-) -> Result<(), String> {
-    with_conn(&shell, move |conn| store::remove_feed(conn, id)).await?;
+) -> Result<(), OpError> {
+    shell
+        .op(move |concord| concord.remove_feed(&id.into()))
+        .await?;
     // The tray's unread count changes with the entries.
     let _ = shell.publish(&app).await;
     Ok(())
 }
 
-/// Entries of one feed (or of all), newest first, at most `limit` (1 to
-/// [`ENTRIES_LIMIT_MAX`]), without their HTML: [`feed_entry`] gives it for the reader.
+/// Entries of one feed (or of all), newest first, at most `limit` (within core's limits),
+/// without their HTML: [`feed_entry`] gives it for the reader.
 #[tauri::command]
 pub async fn feed_entries(
     shell: State<'_, Shell>,
     feed_id: Option<i64>,
     limit: u32,
-) -> Result<Vec<EntryRow>, String> {
-    let filter = EntryFilter {
-        feed_id,
-        limit: Some(limit.clamp(1, ENTRIES_LIMIT_MAX)),
-        ..EntryFilter::default()
+) -> Result<Vec<EntryRow>, OpError> {
+    let query = EntryQuery {
+        feed: feed_id.map(FeedRef::Id),
+        limit: Some(limit),
+        ..EntryQuery::default()
     };
-    let mut entries = with_conn(&shell, move |conn| store::entries(conn, &filter)).await?;
-    for entry in &mut entries {
-        entry.html = None;
-    }
-    Ok(entries)
+    shell.op(move |concord| concord.feed_entries(&query)).await
 }
 
 /// One entry with its sanitized HTML (ammonia's allowlist, applied before it was stored).
@@ -131,17 +101,10 @@ pub async fn feed_entry(
     shell: State<'_, Shell>,
     id: i64,
     feed_id: i64,
-) -> Result<EntryRow, String> {
-    // The store lists by feed; a feed keeps a bounded number of entries.
-    let filter = EntryFilter {
-        feed_id: Some(feed_id),
-        ..EntryFilter::default()
-    };
-    let entries = with_conn(&shell, move |conn| store::entries(conn, &filter)).await?;
-    entries
-        .into_iter()
-        .find(|e| e.id == id)
-        .ok_or_else(|| format!("entry {id} is gone: the feed no longer keeps it"))
+) -> Result<EntryRow, OpError> {
+    shell
+        .op(move |concord| concord.feed_entry(id, feed_id))
+        .await
 }
 
 /// Marks entries read (or unread); returns how many changed.
@@ -151,10 +114,9 @@ pub async fn mark_read(
     shell: State<'_, Shell>,
     ids: Vec<i64>,
     read: bool,
-) -> Result<usize, String> {
-    let changed = with_conn(&shell, move |conn| store::mark_read(conn, &ids, read)).await?;
-    let _ = shell.publish(&app).await;
-    Ok(changed)
+) -> Result<usize, OpError> {
+    let mark = if read { Mark::Read } else { Mark::Unread };
+    mark_entries(&app, &shell, Entries::Ids(ids), mark).await
 }
 
 /// Marks every entry of one feed (or of all) read; returns how many changed.
@@ -163,19 +125,38 @@ pub async fn mark_all_read(
     app: AppHandle<Wry>,
     shell: State<'_, Shell>,
     feed_id: Option<i64>,
-) -> Result<usize, String> {
-    let changed = with_conn(&shell, move |conn| store::mark_all_read(conn, feed_id)).await?;
-    let _ = shell.publish(&app).await;
-    Ok(changed)
+) -> Result<usize, OpError> {
+    let all = Entries::All(feed_id.map(FeedRef::Id));
+    mark_entries(&app, &shell, all, Mark::Read).await
 }
 
 #[tauri::command]
 pub async fn set_starred(
+    app: AppHandle<Wry>,
     shell: State<'_, Shell>,
     ids: Vec<i64>,
     starred: bool,
-) -> Result<usize, String> {
-    with_conn(&shell, move |conn| store::set_starred(conn, &ids, starred)).await
+) -> Result<usize, OpError> {
+    let mark = if starred {
+        Mark::Starred
+    } else {
+        Mark::Unstarred
+    };
+    mark_entries(&app, &shell, Entries::Ids(ids), mark).await
+}
+
+/// Marks entries; the tray's unread count follows. Returns how many changed.
+async fn mark_entries(
+    app: &AppHandle<Wry>,
+    shell: &Shell,
+    which: Entries,
+    mark: Mark,
+) -> Result<usize, OpError> {
+    let marked = shell
+        .op(move |concord| concord.mark_entries(which, mark))
+        .await?;
+    let _ = shell.publish(app).await;
+    Ok(marked.changed)
 }
 
 /// Mutes (or unmutes) a feed's notifications; returns the feed as it is afterwards.
@@ -184,60 +165,45 @@ pub async fn set_feed_muted(
     shell: State<'_, Shell>,
     id: i64,
     muted: bool,
-) -> Result<FeedRow, String> {
-    with_conn(&shell, move |conn| {
-        store::set_muted(conn, id, muted)?;
-        store::feed(conn, id)
-    })
-    .await
+) -> Result<FeedRow, OpError> {
+    shell
+        .op(move |concord| concord.set_feed_muted(&id.into(), muted))
+        .await
 }
 
-/// Checks the feed every `minutes` (within the override bounds), or with `None` lets its
-/// interval adapt again; returns the feed with its new next check.
+/// Checks the feed every `minutes` (within core's bounds), or with `None` lets its interval
+/// adapt again; returns the feed with its new next check.
 #[tauri::command]
 pub async fn set_feed_interval(
     shell: State<'_, Shell>,
     id: i64,
     minutes: Option<u64>,
-) -> Result<FeedRow, String> {
-    let interval = minutes.map(|m| std::time::Duration::from_secs(m.saturating_mul(60)));
-    if let Some(every) = interval
-        && !(OVERRIDE_MIN..=OVERRIDE_MAX).contains(&every)
-    {
-        return Err(format!(
-            "Give an interval between {} and {} minutes",
-            OVERRIDE_MIN.as_secs() / 60,
-            OVERRIDE_MAX.as_secs() / 60
-        ));
-    }
-    with_conn(&shell, move |conn| {
-        store::set_interval_override(conn, id, interval)?;
-        store::feed(conn, id)
-    })
-    .await
+) -> Result<FeedRow, OpError> {
+    let every = minutes.map(|m| Duration::from_secs(m.saturating_mul(60)));
+    shell
+        .op(move |concord| concord.set_feed_interval(&id.into(), every))
+        .await
 }
 
 /// Refresh now: checks every live feed (conditional GETs, hosts that asked to wait are left
 /// alone) and returns what it did; the window also hears `feeds-refreshed`.
 #[tauri::command]
-pub async fn refresh_feeds(app: AppHandle<Wry>) -> Result<RefreshSummary, String> {
-    let opts = RefreshOptions {
-        force: true,
-        ..RefreshOptions::default()
-    };
-    run_refresh(&app, opts).await
+pub async fn refresh_feeds(
+    app: AppHandle<Wry>,
+    shell: State<'_, Shell>,
+) -> Result<RefreshSummary, OpError> {
+    let summary = shell.concord().refresh_feeds(FeedsToRefresh::All).await?;
+    refreshed(&app, summary.clone()).await;
+    Ok(summary)
 }
 
 /// Opens an entry's link in the person's browser; the webview itself never navigates away.
 #[tauri::command]
-pub fn open_link(url: String) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(format!("Concord opens only web links, not {url:?}"));
-    }
+pub fn open_link(url: String) -> Result<(), OpError> {
+    let link = web_link(&url)?;
     let mut opener = std::process::Command::new("xdg-open");
     opener
-        .arg(&url)
+        .arg(link)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -247,18 +213,17 @@ pub fn open_link(url: String) -> Result<(), String> {
             std::thread::spawn(move || child.wait());
             Ok(())
         }
-        Err(error) => Err(format!("Cannot open {url}: xdg-open failed: {error}")),
+        Err(error) => Err(OpError::Invalid(format!(
+            "cannot open {link}: xdg-open failed: {error}"
+        ))),
     }
 }
 
-async fn run_refresh(app: &AppHandle<Wry>, opts: RefreshOptions) -> Result<RefreshSummary, String> {
-    let db = app.state::<Shell>().concord().database().clone();
-    let refreshing = app.state::<Refreshing>();
-    let _one = refreshing.0.lock().await;
-    let summary = refresh(&db, &opts).await.map_err(|e| e.to_string())?;
+/// Tells the window and the tray what a refresh this app ran found, and announces its new
+/// entries.
+async fn refreshed(app: &AppHandle<Wry>, summary: RefreshSummary) {
     publish_feeds(app, &summary).await;
-    announce(app, summary.notification.clone());
-    Ok(summary)
+    announce(app, summary.notification);
 }
 
 /// Tells the window (and the tray's unread count) that a refresh changed the feeds.
@@ -331,19 +296,12 @@ pub async fn follow_scheduled_refreshes(
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        let shell = app.state::<Shell>();
-        let detail = shell
-            .core(move |concord| Ok(concord.engine().show(id)?))
+        let summary = app
+            .state::<Shell>()
+            .op(move |concord| concord.feeds_refreshed_by(id))
             .await;
-        let summary = detail.and_then(|detail| {
-            serde_json::from_value::<RefreshSummary>(detail.result.unwrap_or_default())
-                .map_err(|e| format!("run {id} left no refresh summary: {e}"))
-        });
         match summary {
-            Ok(summary) => {
-                publish_feeds(&app, &summary).await;
-                announce(&app, summary.notification);
-            }
+            Ok(summary) => refreshed(&app, summary).await,
             Err(error) => tracing::warn!(%error, "cannot read a scheduled feed refresh"),
         }
     }

@@ -32,6 +32,8 @@ pub enum FeedError {
     Sql(#[from] rusqlite::Error),
     #[error("no feed matches {0:?}: see `concord feeds list`")]
     NotFound(String),
+    #[error("entry {0} is gone: the feed no longer keeps it")]
+    EntryGone(i64),
     #[error("{0:?} is not a feed address: use an http:// or https:// URL")]
     BadUrl(String),
     #[error("OPML: {0}")]

@@ -616,13 +616,18 @@ pub fn mute_rules(conn: &Connection) -> Result<MuteRules, FeedError> {
     })
 }
 
-/// Sets quiet hours ("22:00-07:00"); an empty value clears them.
+/// Sets quiet hours ("22:00-07:00", kept as `HH:MM-HH:MM`); an empty value clears them.
 pub fn set_quiet_hours(conn: &Connection, value: &str) -> Result<(), FeedError> {
-    if !value.is_empty() && super::notify::QuietHours::parse(value).is_none() {
-        return Err(FeedError::Invalid(format!(
-            "{value:?}: give quiet hours as HH:MM-HH:MM, e.g. 22:00-07:00"
-        )));
-    }
-    crate::schema::set_setting(conn, QUIET_HOURS, value)?;
+    let value = match value.trim() {
+        "" => String::new(),
+        given => super::notify::QuietHours::parse(given)
+            .ok_or_else(|| {
+                FeedError::Invalid(format!(
+                    "{given:?}: give quiet hours as HH:MM-HH:MM, e.g. 22:00-07:00"
+                ))
+            })?
+            .to_string(),
+    };
+    crate::schema::set_setting(conn, QUIET_HOURS, &value)?;
     Ok(())
 }

@@ -1,25 +1,37 @@
-//! The operations both faces offer, once: accounts, pairs, syncing now. Each is a method of
+//! The operations both faces offer, once: accounts, pairs, syncing now, items, feeds,
+//! conflicts and duplicates, background jobs. Each is a method of
 //! [`Concord`](crate::Concord) taking what a person gave and returning typed answers or an
 //! [`OpError`], whose sentence the CLI prints and the window shows as it is. The faces parse and
 //! format; the rules, the defaults and the SQL are here and below.
 
 mod accounts;
+mod feeds;
 mod items;
+mod jobs;
 mod names;
 mod pairs;
+mod resolve;
 
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 pub use accounts::{ConnectionTest, NewAccount};
+pub use feeds::{
+    AddedFeed, ENTRIES_LIMIT_DEFAULT, ENTRIES_LIMIT_MAX, Entries, EntryQuery, FeedRef,
+    FeedsToRefresh, Mark, Marked, MuteChanges, NewFeed, web_link,
+};
+pub use jobs::{JOBS_LIMIT_DEFAULT, JOBS_LIMIT_MAX};
 pub use pairs::{
     EVERY_MINUTES_MAX, EVERY_MINUTES_MIN, MappingRow, NewPair, PairRow, PairSettings, PairSide,
     SYNC_INTERVAL_DEFAULT, SideSpec, SyncAll,
 };
 
 use crate::CoreError;
+use crate::feeds::FeedError;
 use crate::secrets::SecretError;
 use crate::sync::SyncError;
+use crate::sync::resolve::conflicts::ConflictError;
+use crate::sync::resolve::duplicates::DuplicateError;
 use crate::sync::state::{self, Account};
 
 /// The account named `name`, or the error that says there is none.
@@ -47,6 +59,12 @@ pub enum OpError {
     Core(#[from] CoreError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error(transparent)]
+    Conflict(#[from] ConflictError),
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateError),
 }
 
 impl OpError {
@@ -56,9 +74,29 @@ impl OpError {
             OpError::NotFound { .. } => "not_found",
             OpError::Taken { .. } => "taken",
             OpError::Invalid(_) => "invalid",
-            OpError::Sync(err) if err.needs_attention() => "needs_attention",
+            OpError::Sync(err)
+            | OpError::Conflict(ConflictError::Sync(err))
+            | OpError::Duplicate(DuplicateError::Sync(err))
+                if err.needs_attention() =>
+            {
+                "needs_attention"
+            }
             OpError::Secret(_) => "needs_attention",
-            OpError::Sync(_) | OpError::Core(_) => "failed",
+            OpError::Feed(FeedError::NotFound(_) | FeedError::EntryGone(_)) => "not_found",
+            OpError::Feed(FeedError::BadUrl(_) | FeedError::Opml(_) | FeedError::Invalid(_)) => {
+                "invalid"
+            }
+            OpError::Conflict(ConflictError::NoSuchConflict(_))
+            | OpError::Duplicate(DuplicateError::NoSuchDuplicate(_)) => "not_found",
+            OpError::Conflict(ConflictError::Unresolvable { .. })
+            | OpError::Duplicate(DuplicateError::Unmergeable { .. }) => "invalid",
+            // A contact changed on a side since: the person syncs and looks again.
+            OpError::Duplicate(DuplicateError::Changed { .. }) => "needs_attention",
+            OpError::Sync(_)
+            | OpError::Core(_)
+            | OpError::Feed(_)
+            | OpError::Conflict(_)
+            | OpError::Duplicate(_) => "failed",
         }
     }
 }
