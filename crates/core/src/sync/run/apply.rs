@@ -7,7 +7,7 @@ use rusqlite::TransactionBehavior;
 use super::metadata;
 use super::plan::Prepared;
 use super::reconcile::{Action, PlanCounts};
-use super::{PairSync, Report};
+use super::{PairSync, Report, guard};
 use crate::sync::SyncError;
 use crate::sync::item::Item;
 use crate::sync::state::{self, Seen, Side, Synced, SyncedSide};
@@ -46,6 +46,12 @@ impl PairSync {
             state::set_stopped(&self.conn(), self.pair.id, Some(reason))?;
             return Ok(report);
         }
+        debug_assert!(
+            !guard::deletes_past(&prepared.plan, prepared.deletes_max),
+            "a plan that deletes more than the guard allowed is never applied: {:?} past {:?}",
+            prepared.plan.counts(),
+            prepared.deletes_max
+        );
         let mut wrote = [false; 2];
         // The plan-input count as this run's own writes leave it; None once another writer
         // moved it too (then the pair is not marked settled: what it did is unknown here).

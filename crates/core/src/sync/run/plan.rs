@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::observe::{CommittedView, Observation, ViewStats, duplicates, unreadable_hrefs};
 use super::reconcile::{Current, Inputs, Plan, plan};
-use super::{PairSync, SyncOptions};
+use super::{PairSync, SyncOptions, guard};
 use crate::sync::SyncError;
 use crate::sync::item::Item;
 use crate::sync::state::{self, Seen, Side};
@@ -17,6 +17,9 @@ pub struct Prepared {
     pub plan: Plan,
     pub stopped: Option<String>,
     pub quarantined: usize,
+    /// The most deletions the guard allowed on each side (`[a, b]`; no limit once the person
+    /// confirmed them). A plan past them is stopped, never applied.
+    pub deletes_max: [usize; 2],
     /// The pair's plan-input count the plan was made at (see [`Basis`]).
     pub(super) version: i64,
 }
@@ -268,21 +271,7 @@ impl PairSync {
         // An item whose synced copy on a side no longer reads is held as it was: neither its
         // absence there nor the other side's changes are acted on until the person mends or
         // removes what is quarantined (a corrupted file must not delete the good copy).
-        let held: Vec<String> = synced
-            .iter()
-            .filter(|(uid, st)| {
-                Side::BOTH.into_iter().enumerate().any(|(i, side)| {
-                    !views[i].contains_key(*uid) && unreadable[i].contains(&st.side(side).href)
-                })
-            })
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        for uid in &held {
-            synced.remove(uid);
-            for view in &mut views {
-                view.remove(uid);
-            }
-        }
+        guard::hold_unreadable(&mut synced, &mut views, &unreadable);
         let [a, b] = &views;
         let plan = plan(Inputs {
             synced: &synced,
@@ -292,15 +281,23 @@ impl PairSync {
             direction: self.pair.direction,
             policy: self.pair.conflict_policy,
         });
-        let stopped = if options.allow_deletes {
-            None
+        let (stopped, deletes_max) = if options.allow_deletes {
+            (None, [usize::MAX; 2])
         } else {
-            self.guard(&plan, synced_count, readable)
+            let max = guard::deletes_max(synced_count, readable);
+            let stopped = self.guard(&plan, synced_count, readable);
+            debug_assert_eq!(
+                stopped.is_some(),
+                guard::deletes_past(&plan, max),
+                "the guard stops exactly the plans that delete past its limits"
+            );
+            (stopped, max)
         };
         Ok(Prepared {
             plan,
             stopped,
             quarantined,
+            deletes_max,
             version,
         })
     }
