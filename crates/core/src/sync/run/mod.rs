@@ -374,7 +374,26 @@ impl PairSync {
         };
         let a = open_storage(&pair.a, account(&pair.a)?.as_ref(), credentials)?;
         let b = open_storage(&pair.b, account(&pair.b)?.as_ref(), credentials)?;
-        Ok(Self {
+        Ok(Self::of(concord, conn, pair, a, b))
+    }
+
+    /// The pair named `pair` synced between `a` and `b` instead of the storages its
+    /// configuration names: tests and benchmarks put an in-process
+    /// [`MemoryStorage`](super::storage::memory::MemoryStorage) on a side.
+    pub fn with_storages(
+        concord: &Concord,
+        pair: &str,
+        a: Storage,
+        b: Storage,
+    ) -> Result<Self, SyncError> {
+        let conn = concord.database().connect()?;
+        let pair =
+            state::pair(&conn, pair)?.ok_or_else(|| SyncError::NoSuchPair(pair.to_owned()))?;
+        Ok(Self::of(concord, conn, pair, a, b))
+    }
+
+    fn of(concord: &Concord, conn: Connection, pair: Pair, a: Storage, b: Storage) -> Self {
+        Self {
             pair,
             a,
             b,
@@ -385,7 +404,7 @@ impl PairSync {
             summaries: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
             views: Mutex::new([None, None]),
             basis: Mutex::new(Basis::Unknown),
-        })
+        }
     }
 
     pub fn pair(&self) -> &Pair {
