@@ -30,6 +30,9 @@ pub mod observe;
 pub mod plan;
 pub mod reconcile;
 
+#[cfg(test)]
+mod pipeline_tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -536,8 +539,7 @@ mod tests {
 
     use super::*;
     use crate::dav::Credentials;
-    use crate::sync::item::ItemKind;
-    use crate::sync::state::{ConflictPolicy, Direction, StorageKind};
+    use crate::sync::state::Direction;
 
     fn event(uid: &str, summary: &str) -> String {
         format!(
@@ -549,24 +551,8 @@ mod tests {
 
     /// A data directory with the pair "p" of two folders in it, `a` and `b`.
     fn folders(direction: Direction) -> (tempfile::TempDir, Concord, [PathBuf; 2]) {
-        let dir = tempfile::tempdir().unwrap();
-        let concord = Concord::open(dir.path()).unwrap();
-        let folders = [dir.path().join("a"), dir.path().join("b")];
-        let conn = concord.database().connect().unwrap();
-        let [a, b] = folders.each_ref().map(|path| {
-            let location = path.to_str().unwrap();
-            state::put_storage(
-                &conn,
-                None,
-                StorageKind::Vdir,
-                ItemKind::Calendar,
-                location,
-                None,
-            )
-            .unwrap()
-        });
-        state::add_pair(&conn, "p", a, b, direction, ConflictPolicy::Ask).unwrap();
-        (dir, concord, folders)
+        let pipeline = super::pipeline_tests::Pipeline::new(direction, None);
+        (pipeline.dir, pipeline.concord, pipeline.folders)
     }
 
     fn no_password() -> Credentials {

@@ -20,19 +20,19 @@ const REQUEST_POLLS_FIRST: usize = 3;
 #[derive(Debug, Default)]
 pub struct Observation {
     pub(super) side: Option<Side>,
-    token: Option<String>,
+    pub(super) token: Option<String>,
     /// The stored token this listing started from.
-    previous_token: Option<String>,
+    pub(super) previous_token: Option<String>,
     refresh_after_s: Option<u64>,
     /// The side's full view after this listing, by href.
     pub(super) seen: BTreeMap<String, Seen>,
     /// Where it differs from the stored view it replaces: each item as it was and as it is,
     /// None where absent.
-    differences: Vec<(Option<Seen>, Option<Seen>)>,
+    pub(super) differences: Vec<(Option<Seen>, Option<Seen>)>,
     /// Raw bytes fetched in this run, by href.
     pub(super) fetched: BTreeMap<String, Vec<u8>>,
     /// Unreadable items found in this run: href, etag, summary, reason.
-    unreadable: Vec<(String, String, String, String)>,
+    pub(super) unreadable: Vec<(String, String, String, String)>,
 }
 
 impl PairSync {
