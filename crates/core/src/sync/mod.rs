@@ -11,10 +11,10 @@
 //! - [`merge`]: the field-by-field three-way merge of two versions of one item.
 //! - [`storage`]: what every storage speaks ([`storage::Storage`], its errors, where
 //!   passwords come from, opening one) and each storage: `caldav` (CalDAV and CardDAV, with
-//!   `delta`), `vdir`, `webcal`.
-//! - [`run`]: one sync of one pair as a durable workflow: observe, plan (`run::reconcile`,
-//!   using [`merge`] for disjoint edits), guard, apply; `run::metadata` (display name and
-//!   colour) rides along.
+//!   `delta`), `vdir`, `webcal`; `memory`, the in-process one of tests and benchmarks.
+//! - [`run`]: one sync of one pair as a durable workflow, a file per stage: `observe`,
+//!   `plan` (around `run::reconcile`, using [`merge`] for disjoint edits), `guard`, `apply`;
+//!   `run::metadata` (display name and colour) rides along.
 //! - [`accounts`]: `discovery` of an account's collections, "all collections" `mapping`s,
 //!   and the rules of making and removing `pairs`.
 //! - [`resolve`]: what the person decides: the `conflicts` inbox and `duplicates` contacts.

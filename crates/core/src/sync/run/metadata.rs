@@ -133,6 +133,8 @@ pub async fn read(storage: &Storage) -> Result<Option<Metadata>, StorageError> {
             display_name: clean(about.name),
             color: clean(about.color),
         })),
+        // Holds no metadata: nothing to compare.
+        Storage::Memory(_) => Ok(None),
     }
 }
 
@@ -156,6 +158,7 @@ pub async fn write(
             Ok(())
         }
         Storage::Webcal(webcal) => Err(StorageError::ReadOnly(webcal.url().to_owned())),
+        Storage::Memory(_) => Ok(()),
     }
 }
 

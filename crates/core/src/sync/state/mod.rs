@@ -560,6 +560,15 @@ pub fn set_token(
     Ok(())
 }
 
+/// When the pair's source asked to be left alone until (a webcal feed's REFRESH-INTERVAL).
+pub fn set_next_check(conn: &Connection, pair_id: i64, at_ms: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE pairs SET next_check_after_ms = ?2 WHERE id = ?1",
+        params![pair_id, at_ms],
+    )?;
+    Ok(())
+}
+
 pub fn set_stopped(conn: &Connection, pair_id: i64, reason: Option<&str>) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE pairs SET stopped_reason = ?2 WHERE id = ?1",
@@ -863,6 +872,17 @@ pub fn release(conn: &Connection, pair_id: i64, side: Side, href: &str) -> rusql
         params![pair_id, side.as_str(), href],
     )?;
     Ok(())
+}
+
+/// The hrefs quarantined on one side of a pair.
+pub fn quarantined_hrefs(
+    conn: &Connection,
+    pair_id: i64,
+    side: Side,
+) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT href FROM quarantine WHERE pair_id = ?1 AND side = ?2")?
+        .query_map(params![pair_id, side.as_str()], |r| r.get(0))?
+        .collect()
 }
 
 pub fn quarantined(conn: &Connection) -> rusqlite::Result<Vec<Quarantined>> {

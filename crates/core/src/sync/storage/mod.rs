@@ -5,10 +5,12 @@
 //!
 //! Here: the shared types ([`Storage`], [`StorageError`], [`Listed`], [`ItemWrite`], ...),
 //! where passwords come from ([`CredentialSource`]) and [`open_storage`]; each storage in its
-//! own file: [`caldav`] (with `delta`, the sync-collection REPORT), [`vdir`], [`webcal`].
+//! own file: [`caldav`] (with `delta`, the sync-collection REPORT), [`vdir`], [`webcal`]; and
+//! [`memory`], the in-process storage of tests and benchmarks.
 
 pub mod caldav;
 mod delta;
+pub mod memory;
 pub mod vdir;
 pub mod webcal;
 
@@ -20,6 +22,7 @@ use super::state::{Account, StorageConfig, StorageKind, SyncedSide};
 use crate::dav::{Credentials, DavError};
 use crate::secrets::Secrets;
 use caldav::DavCollection;
+use memory::MemoryStorage;
 use vdir::Vdir;
 use webcal::Webcal;
 
@@ -148,6 +151,8 @@ pub enum Storage {
     Vdir(Vdir),
     Dav(DavCollection),
     Webcal(Webcal),
+    /// A collection in memory, for tests and benchmarks: [`open_storage`] never opens one.
+    Memory(MemoryStorage),
 }
 
 impl Storage {
@@ -156,6 +161,7 @@ impl Storage {
             Storage::Vdir(s) => s.kind(),
             Storage::Dav(s) => s.kind(),
             Storage::Webcal(_) => ItemKind::Calendar,
+            Storage::Memory(s) => s.kind(),
         }
     }
 
@@ -176,6 +182,7 @@ impl Storage {
             }
             Storage::Dav(s) => s.changes(token).await,
             Storage::Webcal(s) => s.changes(token).await,
+            Storage::Memory(s) => Ok(s.changes(token)),
         }
     }
 
@@ -185,6 +192,7 @@ impl Storage {
             Storage::Vdir(s) => s.fetch(hrefs),
             Storage::Dav(s) => s.fetch(hrefs).await,
             Storage::Webcal(s) => Ok(s.fetch(hrefs)),
+            Storage::Memory(s) => Ok(s.fetch(hrefs)),
         }
     }
 
@@ -192,7 +200,7 @@ impl Storage {
     pub fn flush(&self) -> Result<(), StorageError> {
         match self {
             Storage::Vdir(s) => s.sync_dir(),
-            Storage::Dav(_) | Storage::Webcal(_) => Ok(()),
+            Storage::Dav(_) | Storage::Webcal(_) | Storage::Memory(_) => Ok(()),
         }
     }
 
@@ -202,6 +210,7 @@ impl Storage {
             Storage::Vdir(s) => name_for_uid(uid, s.kind()),
             Storage::Dav(s) => format!("{}{}", s.href(), name_for_uid(uid, s.kind())),
             Storage::Webcal(_) => name_for_uid(uid, ItemKind::Calendar),
+            Storage::Memory(s) => s.href_for(uid),
         }
     }
 
@@ -211,6 +220,7 @@ impl Storage {
             Storage::Vdir(s) => s.create(uid, raw),
             Storage::Dav(s) => s.create(uid, raw).await,
             Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
+            Storage::Memory(s) => s.create(uid, raw),
         }
     }
 
@@ -220,6 +230,7 @@ impl Storage {
             Storage::Vdir(s) => s.update(href, etag, raw),
             Storage::Dav(s) => s.update(href, etag, raw).await,
             Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
+            Storage::Memory(s) => s.update(href, etag, raw),
         }
     }
 
@@ -278,6 +289,7 @@ impl Storage {
             Storage::Vdir(s) => s.delete(href, etag),
             Storage::Dav(s) => s.delete(href, etag).await,
             Storage::Webcal(s) => Err(StorageError::ReadOnly(s.url().to_owned())),
+            Storage::Memory(s) => s.delete(href, etag),
         }
     }
 }
