@@ -25,7 +25,7 @@ use crate::sync::item::{
 use crate::sync::merge::{Analysis, FieldLines, Merge, head_of, merge, params};
 use crate::sync::run::{Outcome, PairSync, run_here};
 use crate::sync::state::conflicts::OpenConflict;
-use crate::sync::state::{self, Conflict, ConflictSide, Seen, Side, Synced, SyncedSide};
+use crate::sync::state::{self, Conflict, ConflictSide, Side, Synced, SyncedSide};
 use crate::sync::storage::{CredentialSource, Fetched, Storage, StorageError};
 
 /// Hex digits of the kept side's content hash appended to the UID of a "keep both" copy; the
@@ -1002,7 +1002,7 @@ pub async fn resolve(
             };
             let summary = Item::parse(kept.content.clone())
                 .map_or_else(|_| row.conflict.summary.clone(), |i| i.summary);
-            put_synced_and_seen(
+            state::record_synced(
                 &tx,
                 row.pair_id,
                 &Synced {
@@ -1025,7 +1025,7 @@ pub async fn resolve(
         }
     }
     for copy in &copies {
-        put_synced_and_seen(&tx, row.pair_id, copy)?;
+        state::record_synced(&tx, row.pair_id, copy)?;
     }
     state::conflicts::remove(&tx, row.id)?;
     tx.commit()?;
@@ -1145,7 +1145,7 @@ async fn resolve_picked(
         Item::parse(content.clone()).map_or_else(|_| row.conflict.summary.clone(), |i| i.summary);
     let mut conn = conn;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    put_synced_and_seen(
+    state::record_synced(
         &tx,
         row.pair_id,
         &Synced {
@@ -1299,32 +1299,9 @@ async fn create_or_find(
     }
 }
 
-pub(crate) fn put_synced_and_seen(
-    conn: &Connection,
-    pair_id: i64,
-    synced: &Synced,
-) -> rusqlite::Result<()> {
-    state::put_synced(conn, pair_id, synced)?;
-    for side in Side::BOTH {
-        let s = synced.side(side);
-        state::put_seen(
-            conn,
-            pair_id,
-            side,
-            &Seen {
-                href: s.href.clone(),
-                etag: s.etag.clone(),
-                uid: Some(synced.uid.clone()),
-                hash: Some(s.hash.clone()),
-            },
-        )?;
-    }
-    Ok(())
-}
-
 fn record_copies(conn: &Connection, pair_id: i64, copies: &[Synced]) -> rusqlite::Result<()> {
     for copy in copies {
-        put_synced_and_seen(conn, pair_id, copy)?;
+        state::record_synced(conn, pair_id, copy)?;
     }
     Ok(())
 }
@@ -1348,7 +1325,7 @@ fn refresh(
     let closed = match (&a, &b) {
         (Some(a), Some(b)) if a.hash == b.hash => {
             // Both sides agree now (someone else resolved it, or a repeat of ours).
-            put_synced_and_seen(
+            state::record_synced(
                 conn,
                 row.pair_id,
                 &Synced {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conflicts::{
     Details, Field, KeptVersion, Preview, built_hash, details, field_picks, fields_of, keep_once,
-    parsed_hash, put_synced_and_seen,
+    parsed_hash,
 };
 use crate::Concord;
 use crate::sync::SyncError;
@@ -375,7 +375,7 @@ pub async fn merge(
         .map_or_else(|_| a.synced.summary.clone(), |item| item.summary);
     let mut conn = conn;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    put_synced_and_seen(
+    state::record_synced(
         &tx,
         a.pair_id,
         &Synced {

@@ -10,7 +10,7 @@ use super::reconcile::{Action, PlanCounts};
 use super::{PairSync, Report, guard};
 use crate::sync::SyncError;
 use crate::sync::item::Item;
-use crate::sync::state::{self, Seen, Side, Synced, SyncedSide};
+use crate::sync::state::{self, Side, Synced, SyncedSide};
 use crate::sync::storage::vdir::StagedBatch;
 use crate::sync::storage::{ItemWrite, Listed, Storage, StorageError};
 
@@ -445,21 +445,7 @@ impl PairSync {
         for d in done {
             match d {
                 Done::Synced(synced) => {
-                    state::put_synced(&tx, id, synced)?;
-                    for side in Side::BOTH {
-                        let s = synced.side(side);
-                        state::put_seen(
-                            &tx,
-                            id,
-                            side,
-                            &Seen {
-                                href: s.href.clone(),
-                                etag: s.etag.clone(),
-                                uid: Some(synced.uid.clone()),
-                                hash: Some(s.hash.clone()),
-                            },
-                        )?;
-                    }
+                    state::record_synced(&tx, id, synced)?;
                     state::close_conflict(&tx, id, &synced.uid)?;
                 }
                 Done::Deleted(side, uid, href) => {

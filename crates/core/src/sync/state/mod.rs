@@ -635,6 +635,26 @@ pub fn remove_seen(
     Ok(())
 }
 
+/// Records an item as synced and as seen so on both sides, as one write of a run leaves it.
+pub fn record_synced(conn: &Connection, pair_id: i64, synced: &Synced) -> rusqlite::Result<()> {
+    put_synced(conn, pair_id, synced)?;
+    for side in Side::BOTH {
+        let s = synced.side(side);
+        put_seen(
+            conn,
+            pair_id,
+            side,
+            &Seen {
+                href: s.href.clone(),
+                etag: s.etag.clone(),
+                uid: Some(synced.uid.clone()),
+                hash: Some(s.hash.clone()),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 const SYNCED_COLUMNS: &str = "uid, a_href, a_etag, a_hash, b_href, b_etag, b_hash, base, summary";
 
 fn synced_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Synced> {
