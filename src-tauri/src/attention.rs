@@ -252,12 +252,16 @@ mod tests {
             failing_since_ms: None,
             next_attempt_at_ms: None,
             waits_for_scheduler: false,
+            paused: false,
             synced_at_ms: None,
             said: String::new(),
         };
         let (summary, body) = broken_notice(&[&work], 0).unwrap();
         assert_eq!(summary, "Can't sync work");
-        assert_eq!(body, "work: Can't reach &lt;dav&gt;: Sync now to try again");
+        assert_eq!(
+            body,
+            "work: Can't reach &lt;dav&gt;: tried again at the next sync"
+        );
         assert!(broken_notice(&[], 0).is_none());
     }
 

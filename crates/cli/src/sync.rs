@@ -206,7 +206,7 @@ pub fn run_account(concord: &Concord, cmd: AccountCommand, json: bool) -> Result
         AccountCommand::Remove { name, yes } => {
             if !yes {
                 return Err(format!(
-                    "removing {name:?} also removes its pairs; run again with --yes to confirm"
+                    "removing {name:?} also removes any pair made with it; run again with --yes to confirm"
                 ));
             }
             let pairs = concord.remove_account(&name).map_err(|e| e.to_string())?;

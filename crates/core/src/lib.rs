@@ -59,13 +59,24 @@ fn subject_of(schedule: &str) -> String {
     if schedule == feeds::workflow::SCHEDULE_NAME {
         return "feeds".to_owned();
     }
-    [
-        sync::run::SYNC_WORKFLOW,
-        sync::accounts::mapping::MAPPING_WORKFLOW,
-    ]
-    .iter()
-    .find_map(|kind| schedule.strip_prefix(kind)?.strip_prefix(':'))
-    .map_or_else(|| schedule.to_owned(), str::to_owned)
+    synced_by(schedule).unwrap_or(schedule).to_owned()
+}
+
+/// The workflows that sync pairs: one pair's, and an "all collections" mapping's.
+const SYNC_KINDS: [&str; 2] = [
+    sync::run::SYNC_WORKFLOW,
+    sync::accounts::mapping::MAPPING_WORKFLOW,
+];
+
+/// What a pair's or mapping's schedule syncs (its name after the kind); None for others.
+fn synced_by(schedule: &str) -> Option<&str> {
+    SYNC_KINDS
+        .iter()
+        .find_map(|kind| schedule.strip_prefix(kind)?.strip_prefix(':'))
+}
+
+fn is_sync_schedule(schedule: &str) -> bool {
+    synced_by(schedule).is_some()
 }
 
 /// The file name of the database inside the data directory.
@@ -178,6 +189,11 @@ impl Concord {
             }
             let names = serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned());
             schema::set_setting(&conn, schema::PAUSED_SCHEDULES, &names)?;
+            // Paused means nothing syncs on its own: retries waiting for their time stop too
+            // (the failure they retry stays in the status; Resume syncs again at once).
+            for run in self.waiting_sync_runs()? {
+                self.engine.cancel(run.id)?;
+            }
         } else {
             let names = schema::setting(&conn, schema::PAUSED_SCHEDULES)?.unwrap_or_default();
             let names: Vec<String> = serde_json::from_str(&names).unwrap_or_default();
@@ -189,6 +205,10 @@ impl Concord {
                 .collect();
             for name in names.iter().filter(|n| existing.contains(n)) {
                 self.engine.resume_schedule(name)?;
+                // What was held while paused (a retry, a slot) syncs now, once.
+                if is_sync_schedule(name) {
+                    self.engine.trigger_schedule(name)?;
+                }
             }
             schema::set_setting(&conn, schema::PAUSED_SCHEDULES, "[]")?;
         }
@@ -209,18 +229,8 @@ impl Concord {
             started.push(subject_of(&info.schedule.name));
         }
         // Runs started by name (`concord sync`, a mapping's pairs) that wait for a retry.
-        for kind in [
-            sync::run::SYNC_WORKFLOW,
-            sync::accounts::mapping::MAPPING_WORKFLOW,
-        ] {
-            let waiting = self.engine.runs(&concord_durable::RunFilter {
-                state: Some(concord_durable::RunState::Sleeping),
-                kind: Some(kind.to_owned()),
-                limit: SYNC_NOW_WAKE_MAX,
-            })?;
-            for run in waiting {
-                wake(&self.engine, run.id, now)?;
-            }
+        for run in self.waiting_sync_runs()? {
+            wake(&self.engine, run.id, now)?;
         }
         let paused = self.paused()?;
         let scheduler_running = self.scheduler_running()?;
@@ -230,6 +240,19 @@ impl Concord {
             while_paused: paused,
             waiting_for_scheduler: !scheduler_running,
         })
+    }
+
+    /// The pairs' and mappings' runs that wait for a retry.
+    fn waiting_sync_runs(&self) -> Result<Vec<concord_durable::RunInfo>, CoreError> {
+        let mut waiting = Vec::new();
+        for kind in SYNC_KINDS {
+            waiting.extend(self.engine.runs(&concord_durable::RunFilter {
+                state: Some(concord_durable::RunState::Sleeping),
+                kind: Some(kind.to_owned()),
+                limit: SYNC_NOW_WAKE_MAX,
+            })?);
+        }
+        Ok(waiting)
     }
 
     /// Whether some process runs the scheduler on this database now (the tray app, `concord

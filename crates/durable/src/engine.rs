@@ -652,6 +652,12 @@ impl Engine {
         Ok(())
     }
 
+    /// The open run of the job named `name`: a schedule's, or one started by hand under the
+    /// schedule's name (see [`Engine::start`]).
+    pub fn open_run_of(&self, name: &str) -> Result<Option<RunId>> {
+        self.inner.read(|c| open_run_of_schedule(c, name))
+    }
+
     /// "Sync now": starts a run of the schedule at once, paused or not. If one is already
     /// open, returns it.
     pub fn trigger_schedule(&self, name: &str) -> Result<RunId> {

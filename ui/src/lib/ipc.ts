@@ -59,6 +59,8 @@ export interface Health {
   failing_since_ms: number | null;
   next_attempt_at_ms: number | null;
   waits_for_scheduler: boolean;
+  /** Syncing is paused (as a whole or this one's schedule): no attempt comes on its own. */
+  paused: boolean;
   synced_at_ms: number | null;
   /** How it is doing in a few words: "synced 3 min ago". */
   said: string;

@@ -13,7 +13,7 @@ use crate::secrets::Secrets;
 use crate::sync::accounts::discovery::{
     self, AccountDiscovery, Collection, CollectionKind, ConnectionCheck, DiscoveryOptions,
 };
-use crate::sync::accounts::mapping;
+use crate::sync::accounts::{mapping, pairs as pair_rules};
 use crate::sync::item::ItemKind;
 use crate::sync::state::{self, Account, StorageKind};
 use crate::sync::storage::webcal::Webcal;
@@ -77,7 +77,8 @@ impl Concord {
                 "give the server's address, the calendar's URL or the folder".to_owned(),
             ));
         }
-        let (url, hinted_username) = account_url(new.kind, typed, new.insecure_http)?;
+        let signs_in = new.password.is_some() || new.username.is_some();
+        let (url, hinted_username) = account_url(new.kind, typed, new.insecure_http, signs_in)?;
         let conn = self.database().connect()?;
         let taken: HashSet<String> = state::accounts(&conn)?
             .into_iter()
@@ -160,12 +161,9 @@ impl Concord {
             .map(|m| m.name)
             .collect();
         state::remove_account(&conn, name)?;
-        // A schedule already gone is what removing wants.
-        for m in &mapped {
-            let _ = self.engine().remove_schedule(&mapping::schedule_name(m));
-        }
-        for pair in &pairs {
-            let _ = self.engine().remove_schedule(&run::schedule_name(pair));
+        let names = mapped.iter().map(|m| mapping::schedule_name(m));
+        for name in names.chain(pairs.iter().map(|p| run::schedule_name(p))) {
+            pair_rules::unschedule(self, &name)?;
         }
         if account.username.is_some()
             && let Ok(secrets) = Secrets::system()
@@ -269,10 +267,16 @@ fn account_url(
     kind: StorageKind,
     typed: &str,
     insecure_http: bool,
+    signs_in: bool,
 ) -> Result<(String, Option<String>), OpError> {
-    let plain_http = |url: &str| {
+    let plain_http = |url: &str, signs_in: bool| {
+        let what = if signs_in {
+            "the password and your calendars"
+        } else {
+            "your calendars and contacts"
+        };
         OpError::Invalid(format!(
-            "{url} is plain http: the password would travel unencrypted. Use https://, or allow \
+            "{url} is plain http: {what} would travel unencrypted. Use https://, or allow \
              plain http on purpose (--insecure-http)"
         ))
     };
@@ -305,7 +309,7 @@ fn account_url(
                 })?;
             let loopback = parsed.host().is_some_and(discovery::is_loopback_host);
             if parsed.scheme_str() == Some("http") && !insecure_http && !loopback {
-                return Err(plain_http(&url));
+                return Err(plain_http(&url, signs_in));
             }
             Ok((url, None))
         }
@@ -314,7 +318,10 @@ fn account_url(
                 discovery::parse_input(typed).map_err(|e| OpError::Invalid(e.to_string()))?;
             let loopback = start.url.host().is_some_and(discovery::is_loopback_host);
             if start.url.scheme_str() == Some("http") && !insecure_http && !loopback {
-                return Err(plain_http(&start.url.to_string()));
+                return Err(plain_http(
+                    &start.url.to_string(),
+                    signs_in || start.username_hint.is_some(),
+                ));
             }
             Ok((start.url.to_string(), start.username_hint))
         }
@@ -376,6 +383,10 @@ mod tests {
             };
             let refused = concord.add_account(new(false)).unwrap_err().to_string();
             assert!(refused.contains("plain http"), "{refused}");
+            assert!(
+                !refused.contains("password"),
+                "no password is sent: {refused}"
+            );
             let added = concord.add_account(new(true)).unwrap();
             let conn = concord.database().connect().unwrap();
             assert!(state::mapping::allows_http(&conn, added.id).unwrap());

@@ -221,8 +221,8 @@ impl Concord {
             };
             let label = side_label(&conn, &side)?;
             let dir = match folder {
-                Some(folder) if collections.len() == 1 => absolute(folder)?,
-                Some(folder) => absolute(folder)?.join(names::slug(&label)),
+                Some(folder) if collections.len() == 1 => folder_at(folder)?,
+                Some(folder) => folder_at(folder)?.join(names::slug(&label)),
                 None => self
                     .data_dir()
                     .join(VDIR_FOLDER)
@@ -263,7 +263,7 @@ impl Concord {
         let conn = self.database().connect()?;
         let name = new_name(&conn, name, &format!("{} all", account_row.name))?;
         let dir = match folder {
-            Some(folder) => absolute(folder)?,
+            Some(folder) => folder_at(folder)?,
             None => self.data_dir().join(VDIR_FOLDER).join(&name),
         };
         let settings = settings.unwrap_or(PairSettings {
@@ -566,7 +566,7 @@ fn resolve(conn: &Connection, side: &SideSpec, other_contacts: bool) -> Result<R
         SideSpec::Folder(path) => (
             None,
             StorageKind::Vdir,
-            absolute(path)?.display().to_string(),
+            folder_at(path)?.display().to_string(),
         ),
         SideSpec::Account(name) => {
             let account = super::find_account(conn, name)?;
@@ -624,8 +624,18 @@ fn every(minutes: Option<u64>) -> Result<Duration, OpError> {
     Ok(Duration::from_secs(minutes * 60))
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, OpError> {
-    std::path::absolute(path).map_err(|e| OpError::Invalid(format!("{}: {e}", path.display())))
+/// A folder a pair keeps its items in, as an absolute path: made by the first sync if it is
+/// not there yet, refused if something else (a file) is there.
+fn folder_at(path: &Path) -> Result<PathBuf, OpError> {
+    let path = std::path::absolute(path)
+        .map_err(|e| OpError::Invalid(format!("{}: {e}", path.display())))?;
+    if path.exists() && !path.is_dir() {
+        return Err(OpError::Invalid(format!(
+            "{} is a file, not a folder: give a folder (a new one is made by the first sync)",
+            path.display()
+        )));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -684,6 +694,22 @@ mod tests {
             .unwrap();
         let states: Vec<_> = runs.iter().map(|r| (r.id, r.state)).collect();
         assert_eq!(states, [(queued, concord_durable::RunState::Completed)]);
+    }
+
+    #[test]
+    fn a_folder_side_that_is_a_file_is_refused_and_nothing_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        let file = dir.path().join("notes-b");
+        std::fs::write(&file, "not a folder").unwrap();
+        let refused = concord
+            .add_pair(folder_pair(dir.path(), "notes"))
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("is a file, not a folder"),
+            "{refused}"
+        );
+        assert!(concord.pair_rows().unwrap().is_empty());
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Health {
     pub next_attempt_at_ms: Option<i64>,
     /// No process runs the scheduler, so nothing makes that attempt on its own.
     pub waits_for_scheduler: bool,
+    /// Syncing is paused (as a whole, or this one's schedule): no attempt comes on its own.
+    pub paused: bool,
     /// The last success.
     pub synced_at_ms: Option<i64>,
     /// How it is doing in a few words, as the pair list and the window say it ("synced 3 min
@@ -82,6 +84,7 @@ impl Health {
             failing_since_ms: None,
             next_attempt_at_ms: None,
             waits_for_scheduler: false,
+            paused: false,
             synced_at_ms: None,
             said: String::new(),
         }
@@ -130,8 +133,11 @@ impl Health {
             (HealthState::Retrying | HealthState::Failing, Some(at)) => {
                 format!("{cause}: retrying {}", words::at_clock(at, now_ms))
             }
+            (HealthState::Retrying | HealthState::Failing, None) if self.paused => {
+                format!("{cause}; syncing is paused")
+            }
             (HealthState::Retrying | HealthState::Failing, None) => {
-                format!("{cause}: Sync now to try again")
+                format!("{cause}: tried again at the next sync")
             }
             _ => cause,
         }
@@ -159,6 +165,10 @@ pub struct SyncFacts<'a> {
     pub paused: bool,
     /// Why a safety guard stopped it, if one did.
     pub stopped: Option<&'a str>,
+    /// An error its last attempt recorded outside the job engine's runs (an "all
+    /// collections" listing made by `concord sync` itself), until an attempt succeeds.
+    pub recorded_error: Option<&'a str>,
+    /// When it last synced whole (a mapping: when each of its collections had).
     pub last_success_ms: Option<i64>,
     /// The server it talks to, for causes that do not name one.
     pub host: Option<&'a str>,
@@ -175,13 +185,7 @@ pub fn judge_sync(facts: &SyncFacts<'_>) -> Health {
 fn judged(facts: &SyncFacts<'_>) -> Health {
     let mut health = Health::new(facts.kind, facts.name, HealthState::NeverSynced);
     health.part_of = facts.part_of.map(str::to_owned);
-    health.synced_at_ms = facts.last_success_ms.or_else(|| {
-        facts
-            .runs
-            .iter()
-            .find(|r| r.state == RunState::Completed)
-            .and_then(|r| r.finished_at_ms)
-    });
+    health.synced_at_ms = facts.last_success_ms;
     if health.synced_at_ms.is_some() {
         health.state = HealthState::Ok;
     }
@@ -205,18 +209,16 @@ fn judged(facts: &SyncFacts<'_>) -> Health {
             .failing_since_ms
             .is_some_and(|since| facts.now_ms - since >= FAILING_ERROR_AFTER_MS);
     let schedule_paused = facts.schedule.is_some_and(|s| s.paused);
+    health.paused = facts.paused || schedule_paused;
     let next_slot = facts
         .schedule
         .filter(|s| !s.paused && s.attention.is_none() && !facts.paused)
         .map(|s| s.next_fire_at_ms);
 
     if let Some(reason) = facts.stopped {
+        // The guard's reason says what to do (sync once allowing it, or restore).
         health.state = HealthState::NeedsYou;
         health.cause = Some(reason.to_owned());
-        health.what_to_do = Some(
-            "Look at what it would change, then Sync now allowing it, or restore the items"
-                .to_owned(),
-        );
         return health;
     }
     let latest = facts.runs.first();
@@ -235,7 +237,7 @@ fn judged(facts: &SyncFacts<'_>) -> Health {
         health.state = HealthState::NeedsYou;
         health.cause = Some(said);
         health.what_to_do =
-            Some(what_to_do.unwrap_or_else(|| "Look at Activity, then Sync now".to_owned()));
+            Some(what_to_do.unwrap_or_else(|| "see its last error, then sync again".to_owned()));
         health.error = Some(error);
         return health;
     }
@@ -263,8 +265,24 @@ fn judged(facts: &SyncFacts<'_>) -> Health {
             health.state = HealthState::Syncing;
         }
         Some((RunState::Sleeping, run)) => failing(&mut health, run.next_at_ms),
+        // A retry cancelled (by Pause, say) leaves the failure as it was.
         Some((RunState::Failed, _)) => failing(&mut health, next_slot),
+        Some((RunState::Cancelled, run)) if run.error.is_some() => {
+            failing(&mut health, next_slot);
+        }
         _ => {}
+    }
+    if let Some(error) = facts.recorded_error
+        && !matches!(
+            health.state,
+            HealthState::Syncing | HealthState::Retrying | HealthState::Failing
+        )
+    {
+        health.state = HealthState::Failing;
+        health.cause = Some(words::cause_of(error, facts.host).said);
+        health.error = Some(error.to_owned());
+        health.next_attempt_at_ms = next_slot;
+        health.waits_for_scheduler = next_slot.is_some() && !facts.scheduler_running;
     }
     if (facts.paused || schedule_paused)
         && matches!(health.state, HealthState::Ok | HealthState::NeverSynced)
@@ -342,7 +360,11 @@ mod tests {
             schedule: None,
             paused: false,
             stopped: None,
-            last_success_ms: None,
+            recorded_error: None,
+            last_success_ms: runs
+                .iter()
+                .find(|r| r.state == RunState::Completed)
+                .and_then(|r| r.finished_at_ms),
             host: Some("dav.example.com"),
             scheduler_running: true,
             now_ms: NOW,
@@ -421,7 +443,7 @@ mod tests {
         assert_eq!(health.state, HealthState::NeedsYou);
         assert_eq!(
             health.sentence(NOW),
-            "dav.example.com refused the username or password: change the account's password, then Sync now"
+            "dav.example.com refused the username or password: change the account's password, then sync again"
         );
     }
 
@@ -435,6 +457,33 @@ mod tests {
         let said = judge_sync(&nobody).said;
         assert!(!said.contains("retrying at"), "{said}");
         assert!(said.contains("`concord sync`"), "{said}");
+    }
+
+    #[test]
+    fn a_listing_that_failed_outside_the_engine_is_failing_until_one_succeeds() {
+        let ok = [run(1, RunState::Completed, 1, None)];
+        let listed = SyncFacts {
+            kind: SubjectKind::Collections,
+            recorded_error: Some(REFUSED),
+            ..facts(&ok)
+        };
+        let health = judge_sync(&listed);
+        assert_eq!(health.state, HealthState::Failing);
+        assert_eq!(health.cause.as_deref(), Some("Can't reach 127.0.0.1:9"));
+    }
+
+    #[test]
+    fn a_failure_while_paused_says_nothing_retries_it() {
+        let mut cancelled = run(2, RunState::Cancelled, 3, Some(REFUSED));
+        cancelled.next_at_ms = None;
+        let runs = [cancelled, run(1, RunState::Completed, 1, None)];
+        let paused = SyncFacts {
+            paused: true,
+            ..facts(&runs)
+        };
+        let health = judge_sync(&paused);
+        assert_eq!(health.state, HealthState::Failing);
+        assert_eq!(health.said, "Can't reach 127.0.0.1:9; syncing is paused");
     }
 
     #[test]

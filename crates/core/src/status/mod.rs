@@ -127,16 +127,18 @@ impl Status {
         let retrying = self.worst(HealthState::Retrying);
         let syncing = self.worst(HealthState::Syncing);
         let never = self.worst(HealthState::NeverSynced);
+        // Every broken thing is counted in "(+n more)", one waiting for the person first.
+        let broken: Vec<&Health> = needs_you.iter().chain(&failing).copied().collect();
         let (state, line, page) = if !needs_you.is_empty() {
             (
                 StatusState::Attention,
-                first_of(&needs_you),
+                first_of(&broken),
                 Some(StatusPage::Activity),
             )
         } else if !failing.is_empty() {
             (
                 StatusState::Error,
-                first_of(&failing),
+                first_of(&broken),
                 Some(StatusPage::Activity),
             )
         } else if self.jobs.failed > 0 {
@@ -260,6 +262,17 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
             .iter()
             .find(|a| a.id == m.account_id)
             .map(|a| &a.url);
+        // Synced once every collection it found has synced, as of the least recent of them.
+        let synced: Vec<Option<i64>> = m
+            .pairs
+            .iter()
+            .filter(|p| p.gone_since_ms.is_none())
+            .map(|p| {
+                let pair = pairs.iter().find(|x| x.name == p.pair);
+                pair.and_then(|x| x.last_sync_at_ms)
+            })
+            .collect();
+        let all_synced = !synced.is_empty() && synced.iter().all(Option::is_some);
         health.push(judge_sync(&SyncFacts {
             kind: SubjectKind::Collections,
             name: &m.name,
@@ -268,7 +281,10 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
             schedule,
             paused,
             stopped: None,
-            last_success_ms: m.last_refresh_at_ms,
+            recorded_error: m.last_error.as_deref(),
+            last_success_ms: all_synced
+                .then(|| synced.iter().flatten().min().copied())
+                .flatten(),
             host: account_url.and_then(|url| words::host_in(url)),
             scheduler_running,
             now_ms: now,
@@ -300,15 +316,21 @@ pub fn read(conn: &Connection, engine: &Engine) -> Result<Status, CoreError> {
         let host = [&pair.a, &pair.b]
             .into_iter()
             .find_map(|side| words::host_in(&side.location));
+        let runs = runs_of(&recent, pair_run::SYNC_WORKFLOW, &schedule_name);
+        let last_run_success = runs
+            .iter()
+            .find(|r| r.state == RunState::Completed)
+            .and_then(|r| r.finished_at_ms);
         health.push(judge_sync(&SyncFacts {
             kind: SubjectKind::Pair,
             name: &pair.name,
             part_of: mapped.map(|m| m.name.as_str()),
-            runs: runs_of(&recent, pair_run::SYNC_WORKFLOW, &schedule_name),
+            runs,
             schedule,
             paused,
             stopped: pair.stopped_reason.as_deref(),
-            last_success_ms: pair.last_sync_at_ms,
+            recorded_error: None,
+            last_success_ms: pair.last_sync_at_ms.or(last_run_success),
             host,
             scheduler_running,
             now_ms: now,
@@ -517,7 +539,7 @@ mod tests {
         );
         assert_eq!(
             s.line,
-            "work: Can't reach dav.example.com: Sync now to try again"
+            "work: Can't reach dav.example.com: tried again at the next sync"
         );
         assert_eq!(s.page, Some(StatusPage::Activity));
 
@@ -545,13 +567,13 @@ mod tests {
             HealthState::NeedsYou,
             Some("dav.example.com refused the username or password"),
         );
-        refused.what_to_do = Some("Change the account's password, then Sync now".to_owned());
+        refused.what_to_do = Some("Change the account's password, then sync again".to_owned());
         let s = configured(vec![failing, refused, ok]).describe();
         assert_eq!(s.state, StatusState::Attention);
         assert_eq!(
             s.line,
             "work: dav.example.com refused the username or password: change the account's \
-             password, then Sync now"
+             password, then sync again (+1 more)"
         );
     }
 
@@ -615,6 +637,86 @@ mod tests {
             .unwrap();
         let status = concord.status().unwrap();
         assert!(!status.line.contains("unread"), "{}", status.line);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pausing_stops_a_waiting_retry_and_resuming_syncs_at_once() {
+        use crate::ops::{NewAccount, NewPair, SideSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        // Nothing listens on port 9: the sync fails and waits for its next retry.
+        concord
+            .add_account(NewAccount {
+                name: "gone".to_owned(),
+                url: "http://127.0.0.1:9/".to_owned(),
+                ..NewAccount::default()
+            })
+            .unwrap();
+        concord
+            .add_pair(NewPair {
+                name: Some("work".to_owned()),
+                a: "gone:/cal/".parse::<SideSpec>().unwrap(),
+                b: SideSpec::Folder(dir.path().join("cal")),
+                direction: None,
+                conflicts: crate::sync::state::ConflictPolicy::Ask,
+                every_minutes: None,
+            })
+            .unwrap();
+        assert!(concord.sync_one("work", false).await.is_err());
+        let waiting = |concord: &Concord| concord.waiting_sync_runs().unwrap().len();
+        assert_eq!(waiting(&concord), 1, "a retry waits");
+
+        concord.set_paused(true).unwrap();
+        assert_eq!(waiting(&concord), 0, "no retry while paused");
+        let status = concord.status().unwrap();
+        assert_eq!(status.health[0].state, HealthState::Failing);
+        assert_eq!(
+            status.health[0].said,
+            "Can't reach 127.0.0.1:9; syncing is paused"
+        );
+
+        concord.set_paused(false).unwrap();
+        let open = concord
+            .engine()
+            .runs(&RunFilter {
+                state: Some(RunState::Pending),
+                ..RunFilter::default()
+            })
+            .unwrap();
+        assert_eq!(open.len(), 1, "resuming syncs the pair at once");
+        assert_eq!(open[0].schedule.as_deref(), Some("sync-pair:work"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn all_collections_of_a_server_that_cannot_be_reached_is_failing_not_synced() {
+        use crate::ops::NewAccount;
+        let dir = tempfile::tempdir().unwrap();
+        let concord = Concord::open(dir.path()).unwrap();
+        concord
+            .add_account(NewAccount {
+                name: "gone".to_owned(),
+                url: "http://127.0.0.1:9/".to_owned(),
+                ..NewAccount::default()
+            })
+            .unwrap();
+        let (_, listed) = concord
+            .add_all_collections(Some("all"), "gone", None, None)
+            .await
+            .unwrap();
+        assert!(listed.is_err(), "nothing listens on port 9");
+        let status = concord.status().unwrap();
+        let all = &status.health[0];
+        assert_eq!(
+            (all.kind, all.state),
+            (SubjectKind::Collections, HealthState::Failing)
+        );
+        assert_eq!(all.cause.as_deref(), Some("Can't reach 127.0.0.1:9"));
+        assert_eq!(status.state, StatusState::Error);
+        assert!(
+            status.line.starts_with("all: Can't reach 127.0.0.1:9"),
+            "{}",
+            status.line
+        );
     }
 
     #[test]

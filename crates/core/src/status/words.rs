@@ -28,7 +28,7 @@ pub fn cause_of(error: &str, fallback_host: Option<&str>) -> Cause {
     let (said, what_to_do) = if lower.contains("rejected the username or password") {
         (
             format!("{host} refused the username or password"),
-            Some("Change the account's password, then Sync now".to_owned()),
+            Some("Change the account's password, then sync again".to_owned()),
         )
     } else if lower.contains("there is no collection at") {
         (
@@ -40,7 +40,7 @@ pub fn cause_of(error: &str, fallback_host: Option<&str>) -> Cause {
     {
         (
             "The password could not be read from the keyring".to_owned(),
-            Some("Unlock the keyring (or sign in to the desktop), then Sync now".to_owned()),
+            Some("Unlock the keyring (or sign in to the desktop), then sync again".to_owned()),
         )
     } else if lower.contains("certificate") || lower.contains("tls handshake") {
         (
@@ -62,7 +62,7 @@ pub fn cause_of(error: &str, fallback_host: Option<&str>) -> Cause {
     } else if let Some(status) = http_status_in(error).filter(|s| (500..600).contains(s)) {
         (format!("{host} has a problem (HTTP {status})"), None)
     } else if let Some(status) = http_status_in(error) {
-        (format!("{host} refused a request (HTTP {status})"), None)
+        (format!("{host} answered HTTP {status}"), None)
     } else {
         (quoted(error), None)
     };

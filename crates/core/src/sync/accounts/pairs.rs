@@ -122,12 +122,18 @@ pub fn remove(concord: &Concord, name: &str) -> Result<Removed, SyncError> {
     Ok(Removed::Pair)
 }
 
-/// Removes a schedule; one that is not there (a pair synced only by hand) is fine.
-fn unschedule(concord: &Concord, name: &str) -> Result<(), SyncError> {
+/// Removes a schedule and cancels its job's open run (a retry, a queued sync), which could
+/// only fail now that what it syncs is gone; a schedule that is not there (a pair synced only
+/// by hand) is fine.
+pub fn unschedule(concord: &Concord, name: &str) -> Result<(), SyncError> {
     match concord.engine().remove_schedule(name) {
-        Ok(()) | Err(concord_durable::Error::ScheduleNotFound(_)) => Ok(()),
-        Err(err) => Err(err.into()),
+        Ok(()) | Err(concord_durable::Error::ScheduleNotFound(_)) => {}
+        Err(err) => return Err(err.into()),
     }
+    if let Some(open) = concord.engine().open_run_of(name)? {
+        concord.engine().cancel(open)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
