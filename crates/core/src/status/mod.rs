@@ -639,19 +639,23 @@ mod tests {
         assert!(!status.line.contains("unread"), "{}", status.line);
     }
 
+    /// An account on a server that is not there: nothing listens on port 9.
+    fn add_unreachable_account(concord: &Concord, name: &str) {
+        let account = crate::ops::NewAccount {
+            name: name.to_owned(),
+            url: "http://127.0.0.1:9/".to_owned(),
+            ..crate::ops::NewAccount::default()
+        };
+        concord.add_account(account).unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pausing_stops_a_waiting_retry_and_resuming_syncs_at_once() {
-        use crate::ops::{NewAccount, NewPair, SideSpec};
+        use crate::ops::{NewPair, SideSpec};
         let dir = tempfile::tempdir().unwrap();
         let concord = Concord::open(dir.path()).unwrap();
-        // Nothing listens on port 9: the sync fails and waits for its next retry.
-        concord
-            .add_account(NewAccount {
-                name: "gone".to_owned(),
-                url: "http://127.0.0.1:9/".to_owned(),
-                ..NewAccount::default()
-            })
-            .unwrap();
+        // The sync fails and waits for its next retry.
+        add_unreachable_account(&concord, "gone");
         concord
             .add_pair(NewPair {
                 name: Some("work".to_owned()),
@@ -689,16 +693,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn all_collections_of_a_server_that_cannot_be_reached_is_failing_not_synced() {
-        use crate::ops::NewAccount;
         let dir = tempfile::tempdir().unwrap();
         let concord = Concord::open(dir.path()).unwrap();
-        concord
-            .add_account(NewAccount {
-                name: "gone".to_owned(),
-                url: "http://127.0.0.1:9/".to_owned(),
-                ..NewAccount::default()
-            })
-            .unwrap();
+        add_unreachable_account(&concord, "gone");
         let (_, listed) = concord
             .add_all_collections(Some("all"), "gone", None, None)
             .await
